@@ -1,0 +1,1 @@
+"""tts-pipeline: async batch speech synthesis for the Coze speech API."""
