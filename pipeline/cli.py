@@ -1,11 +1,602 @@
-"""Command line: argument parsing and printing only. The one module that reads the environment."""
+"""Command line: argument parsing and printing only. The one module that reads the environment.
+
+Every error becomes a message and an exit status here: 0 done, 1 some chapters failed,
+2 bad command line or input (nothing sent), 3 stopped by a fatal API answer, 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
+import os
 import sys
+import tempfile
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from pipeline import __version__
+from pipeline.client import ClientConfig, SpeechClient
+from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, fatal_advice
+from pipeline.limits import RateLimit
+from pipeline.localserver import ServerConfig, running_server, serve_forever
+from pipeline.manifest import Chapter, Job, Line, OutputSettings, Overrides, RunSettings, load_job
+from pipeline.manifest import split_paragraphs
+from pipeline.planning import Plan, plan_job
+from pipeline.progress import PROGRESS_MODES, make_progress
+from pipeline.report import RunReport
+from pipeline.runner import OutputOptions, RetryPolicy, RunConfig, Runner
+from pipeline.speech import FORMATS, MAX_INPUT_BYTES, SAMPLE_RATES, SpeechParams
+
+TOKEN_VARIABLE = "COZE_API_TOKEN"
+BASE_VARIABLE = "COZE_API_BASE"
+DEFAULT_BASE_URL = "https://api.coze.cn"
+DEFAULT_QPS = 5.0
+DEFAULT_CONCURRENCY = 4
+DEFAULT_RETRIES = 6
+LOCAL_ENGINES = ("espeak", "tone")
+# `say -o FILE`: what to ask the API for, and what to make of it, by the file's extension.
+SAY_FORMATS = {
+    ".mp3": ("mp3", None),
+    ".wav": ("wav", None),
+    ".pcm": ("pcm", None),
+    ".opus": ("ogg_opus", None),
+    ".ogg": ("ogg_opus", None),
+    ".flac": ("wav", "flac"),
+    ".m4a": ("wav", "m4a"),
+}
 
 
-def main(argv: list[str] | None = None) -> int:
-    del argv
-    print("tts-pipeline: not wired yet", file=sys.stderr)
-    return 2
+class UsageError(Exception):
+    """A bad command line: exit 2 with the message."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    token: str | None
+    base_url: str | None
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> Environment:
+        return cls(environ.get(TOKEN_VARIABLE) or None, environ.get(BASE_VARIABLE) or None)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where requests go: a Coze host with a token, or the embedded local server."""
+
+    local: bool
+    base_url: str
+    token: str
+    engine: str = "espeak"
+
+    @property
+    def host_id(self) -> str:
+        if self.local:
+            return f"local-{self.engine}"
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+# ---------------------------------------------------------------- argument parsing
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return value
+
+
+def _chunk_bytes(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_INPUT_BYTES:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_INPUT_BYTES}, not {text}")
+    return value
+
+
+def _add_backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="synthesize with the embedded Coze-compatible local server (no token, no network)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=LOCAL_ENGINES,
+        default="espeak",
+        help="the local server's engine with --local: espeak (real speech) or tone (test signal)",
+    )
+    p.add_argument(
+        "--base-url",
+        help=f"API host (default: ${BASE_VARIABLE}, else the job's run.base_url, "
+        f"else {DEFAULT_BASE_URL})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        help="seconds without a byte of the answer before a request counts as failed (60)",
+    )
+
+
+def _add_job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, help="response_format for every line")
+    p.add_argument(
+        "--sample-rate", type=int, choices=SAMPLE_RATES, help="sample_rate for every line"
+    )
+    p.add_argument("--voice", help="voice_id for every line that sets none")
+    p.add_argument(
+        "--qps",
+        type=_positive_float,
+        help="at most X requests started per second (the job's run.qps, else 5); the "
+        "configured rate is a ceiling: the run slows down by itself on rate-limit answers",
+    )
+    p.add_argument(
+        "--max-chunk-bytes",
+        type=_chunk_bytes,
+        help=f"chunk size cap in UTF-8 bytes, 1 to {MAX_INPUT_BYTES} (1024)",
+    )
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--out", type=Path, help="output directory (job's output.dir, "
+                   "else out/<SOURCE stem>)")
+    p.add_argument("--concurrency", type=_positive_int, help="at most N requests in flight (4)")
+    p.add_argument(
+        "--retries", type=_non_negative_int, help="attempts after the first, per chunk (6)"
+    )
+    p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
+    p.add_argument("--cache-dir", type=Path, help="chunk cache (default <out>/.cache)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tts-pipeline",
+        description="Batch speech synthesis with the Coze speech API. The token is read from "
+        f"${TOKEN_VARIABLE}, never from the command line.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="synthesize every chapter of SOURCE")
+    run.add_argument("source", type=Path, metavar="SOURCE")
+    _add_job_options(run)
+    _add_run_options(run)
+    _add_backend_options(run)
+
+    plan = sub.add_parser("plan", help="what a run would send, without sending anything")
+    plan.add_argument("source", type=Path, metavar="SOURCE")
+    plan.add_argument("--json", action="store_true", help="the plan with every chunk's text")
+    _add_job_options(plan)
+
+    validate = sub.add_parser("validate", help="check SOURCE and every file it names")
+    validate.add_argument("source", type=Path, metavar="SOURCE")
+    validate.add_argument("--voice", help="voice_id for every line that sets none")
+
+    say = sub.add_parser("say", help="one text of any length to one audio file")
+    say.add_argument("text", metavar="TEXT")
+    say.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",
+                     help="the audio file (.mp3 .wav .pcm .opus .ogg .flac .m4a)")
+    say.add_argument("--voice", help="voice_id (default with --local: local-zh-female)")
+    say.add_argument("--format", choices=FORMATS, help="response_format (default: by FILE)")
+    say.add_argument("--sample-rate", type=int, choices=SAMPLE_RATES)
+    say.add_argument("--speed", type=float)
+    say.add_argument("--emotion")
+    say.add_argument("--emotion-scale", type=float)
+    say.add_argument("--loudness-rate", type=int)
+    say.add_argument("--context-texts")
+    say.add_argument("--max-chunk-bytes", type=_chunk_bytes, default=MAX_INPUT_BYTES)
+    say.add_argument("--retries", type=_non_negative_int, default=DEFAULT_RETRIES)
+    say.add_argument("--qps", type=_positive_float, default=DEFAULT_QPS)
+    _add_backend_options(say)
+
+    voices = sub.add_parser("voices", help="the voice list of the configured host")
+    voices.add_argument("--json", action="store_true")
+    _add_backend_options(voices)
+
+    serve = sub.add_parser("serve-local", help="the Coze-compatible local server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--engine", choices=LOCAL_ENGINES, default="espeak")
+    serve.add_argument("--qps", type=_positive_float, help="requests/s before HTTP 429")
+    serve.add_argument("--burst", type=_positive_int, default=1)
+    serve.add_argument("--max-in-flight", type=_positive_int)
+    serve.add_argument("--latency-ms", type=float, default=0.0)
+    serve.add_argument("--latency-per-byte-ms", type=float, default=0.0)
+    serve.add_argument("--jitter", type=float, default=0.0, help="latency jitter, 0.3 = +-30%%")
+    serve.add_argument("--fault-rate", type=float, default=0.0)
+    serve.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+# ---------------------------------------------------------------- resolution
+
+
+def _overrides(args: argparse.Namespace) -> Overrides:
+    return Overrides(
+        voice_id=getattr(args, "voice", None),
+        response_format=getattr(args, "format", None),
+        sample_rate=getattr(args, "sample_rate", None),
+    )
+
+
+def _backend(args: argparse.Namespace, env: Environment, settings: RunSettings | None) -> Backend:
+    local = bool(args.local) or (settings is not None and settings.backend == "local")
+    if local:
+        return Backend(local=True, base_url="", token="local", engine=args.engine)
+    base = args.base_url or env.base_url or (settings.base_url if settings else None)
+    base = (base or DEFAULT_BASE_URL).rstrip("/")
+    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
+        raise UsageError(f"--base-url {base!r} is not an http(s) URL")
+    if not env.token:
+        raise UsageError(
+            f"no API token: set {TOKEN_VARIABLE} to a Coze access token with the createSpeech "
+            "permission, or pass --local to use the embedded local server"
+        )
+    return Backend(local=False, base_url=base, token=env.token)
+
+
+@contextlib.asynccontextmanager
+async def open_client(backend: Backend, read_timeout: float) -> AsyncIterator[SpeechClient]:
+    """A client for ``backend``; for the local backend, the server runs for as long as it."""
+    async with contextlib.AsyncExitStack() as stack:
+        base_url = backend.base_url
+        if backend.local:
+            server = await stack.enter_async_context(
+                running_server(ServerConfig(engine=backend.engine))
+            )
+            base_url = server.base_url
+        config = ClientConfig(base_url=base_url, token=backend.token, read_timeout=read_timeout)
+        yield await stack.enter_async_context(SpeechClient(config))
+
+
+def _out_dir(args: argparse.Namespace, job: Job) -> Path:
+    if args.out is not None:
+        return Path(args.out)
+    if job.output.dir is not None:
+        return job.output.dir
+    return Path("out") / args.source.stem
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _run_config(args: argparse.Namespace, job: Job, backend: Backend) -> RunConfig:
+    run = job.run
+    out_dir = _out_dir(args, job)
+    qps = float(_first(args.qps, run.qps, DEFAULT_QPS))
+    return RunConfig(
+        out_dir=out_dir,
+        cache_dir=args.cache_dir or out_dir / ".cache",
+        host_id=backend.host_id,
+        rate=RateLimit(qps=qps),
+        concurrency=int(_first(args.concurrency, run.concurrency, DEFAULT_CONCURRENCY)),
+        retry=RetryPolicy(retries=int(_first(args.retries, run.retries, DEFAULT_RETRIES))),
+        output=_output_options(job.output, job),
+        handle_signals=True,
+    )
+
+
+def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
+    return OutputOptions(
+        format=output.format,
+        loudness_lufs=output.loudness_lufs,
+        subtitles=output.subtitles,
+        book=output.book,
+        album=job.source.stem,
+    )
+
+
+def _max_chunk_bytes(args: argparse.Namespace, job: Job) -> int:
+    return int(_first(args.max_chunk_bytes, job.run.max_chunk_bytes, MAX_INPUT_BYTES))
+
+
+def _plan(args: argparse.Namespace, job: Job) -> Plan:
+    try:
+        return plan_job(job, _max_chunk_bytes(args, job))
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_validate(args: argparse.Namespace, env: Environment) -> int:
+    del env
+    job = load_job(args.source, _overrides(args))
+    lines = sum(len(c.lines) for c in job.chapters)
+    print(f"{args.source}: ok: {len(job.chapters)} chapters, {lines} lines")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
+    del env
+    job = load_job(args.source, _overrides(args))
+    plan = _plan(args, job)
+    qps = float(_first(args.qps, job.run.qps, DEFAULT_QPS))
+    if args.json:
+        print(json.dumps(plan_json(plan, qps), ensure_ascii=False, indent=2))
+    else:
+        print_plan(plan, qps)
+    return 0
+
+
+def plan_json(plan: Plan, qps: float) -> dict[str, Any]:
+    chapters = []
+    for cp in plan.chapters:
+        chapters.append(
+            {
+                "id": cp.chapter.id,
+                "title": cp.chapter.title,
+                "lines": len(cp.chapter.lines),
+                "response_format": cp.response_format,
+                "sample_rate": cp.sample_rate,
+                "chunks": [
+                    {
+                        "line": c.line_id,
+                        "index": c.index,
+                        "text": c.text,
+                        "characters": c.characters,
+                        "bytes": c.utf8_bytes,
+                        "voice_id": c.params.voice_id,
+                    }
+                    for c in cp.chunks
+                ],
+            }
+        )
+    return {
+        "source": str(plan.job.source),
+        "qps": qps,
+        "max_chunk_bytes": plan.max_chunk_bytes,
+        "totals": {
+            "chapters": len(plan.chapters),
+            "lines": plan.lines,
+            "chunks": plan.chunk_count,
+            "characters": plan.characters,
+            "bytes": plan.utf8_bytes,
+            "requests": plan.chunk_count,
+            "min_seconds": round(plan.chunk_count / qps, 3),
+        },
+        "chapters": chapters,
+    }
+
+
+def print_plan(plan: Plan, qps: float) -> None:
+    for cp in plan.chapters:
+        chars = sum(c.characters for c in cp.chunks)
+        print(
+            f"{cp.chapter.id}: {len(cp.chapter.lines)} lines, {len(cp.chunks)} chunks, "
+            f"{chars} characters, {cp.response_format} {cp.sample_rate} Hz"
+        )
+    print(
+        f"total: {len(plan.chapters)} chapters, {plan.lines} lines, {plan.chunk_count} chunks, "
+        f"{plan.characters} characters, {plan.utf8_bytes} UTF-8 bytes, "
+        f"{plan.chunk_count} requests; at least {plan.chunk_count / qps:.1f} s at {qps:g} "
+        "requests/s"
+    )
+
+
+def cmd_run(args: argparse.Namespace, env: Environment) -> int:
+    job = load_job(args.source, _overrides(args))
+    backend = _backend(args, env, job.run)
+    plan = _plan(args, job)
+    config = _run_config(args, job, backend)
+    progress = make_progress(args.progress, stderr_is_tty=sys.stderr.isatty())
+
+    async def go() -> RunReport:
+        async with open_client(backend, args.timeout) as client:
+            return await Runner(plan, config, client, progress).run()
+
+    report = anyio.run(go)
+    return _finish_run(report, config.out_dir, backend)
+
+
+def _finish_run(report: RunReport, out_dir: Path, backend: Backend) -> int:
+    if report.error is not None:
+        error = FatalApiError(
+            report.error.code, report.error.message, logid=report.error.logid,
+            host=backend.host_id,
+        )
+        print(f"tts-pipeline: stopped: {fatal_advice(error, TOKEN_VARIABLE)}", file=sys.stderr)
+    for chapter in report.chapters:
+        if chapter.error is not None:
+            e = chapter.error
+            logid = f", logid {e.logid}" if e.logid else ""
+            print(
+                f"tts-pipeline: chapter {chapter.id} failed at line {e.line}: code {e.code}: "
+                f"{e.message}{logid}",
+                file=sys.stderr,
+            )
+    print(f"{report.status}: audio in {out_dir}/, report in {out_dir / 'report.json'}",
+          file=sys.stderr)
+    return report.exit_code
+
+
+def _say_formats(args: argparse.Namespace) -> tuple[str, str | None]:
+    suffix = args.out.suffix.lower()
+    if suffix not in SAY_FORMATS:
+        raise UsageError(
+            f"-o {args.out}: unknown extension; use one of {', '.join(SAY_FORMATS)}"
+        )
+    response_format, output_format = SAY_FORMATS[suffix]
+    if args.format is not None:
+        response_format = args.format
+        if output_format is None and suffix != ".ogg":
+            output_format = _ext_output_format(suffix, response_format)
+    return response_format, output_format
+
+
+def _ext_output_format(suffix: str, response_format: str) -> str | None:
+    natural = {"mp3": ".mp3", "wav": ".wav", "pcm": ".pcm", "ogg_opus": ".opus"}[response_format]
+    if natural == suffix:
+        return None
+    if suffix == ".pcm":
+        raise UsageError("-o FILE.pcm needs --format pcm")
+    return suffix.lstrip(".")
+
+
+def cmd_say(args: argparse.Namespace, env: Environment) -> int:
+    backend = _backend(args, env, None)
+    response_format, output_format = _say_formats(args)
+    voice = args.voice or ("local-zh-female" if backend.local else None)
+    if not voice:
+        raise UsageError("say needs --voice ID (the voice list: tts-pipeline voices)")
+    params = SpeechParams(
+        voice_id=voice,
+        emotion=args.emotion,
+        emotion_scale=args.emotion_scale,
+        response_format=response_format,
+        speed=args.speed,
+        sample_rate=args.sample_rate,
+        loudness_rate=args.loudness_rate,
+        context_texts=args.context_texts,
+    )
+    if problems := params.problems():
+        raise UsageError("; ".join(problems))
+    paragraphs = split_paragraphs(args.text)
+    if not paragraphs:
+        raise UsageError("TEXT is empty")
+    lines = tuple(
+        Line(id=str(i), text=p, params=params, pause_ms=300, file="<say>", lineno=None)
+        for i, p in enumerate(paragraphs, 1)
+    )
+    chapter = Chapter(id="say", title=None, lines=lines, file="<say>", lineno=None)
+    job = Job(
+        source=Path("say"),
+        chapters=(chapter,),
+        output=OutputSettings(None, output_format, None, (), None),
+        run=RunSettings(None, None, None, None, None, None),
+    )
+    plan = plan_job(job, args.max_chunk_bytes)
+    target: Path = args.out
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".say-", dir=target.parent) as tmp:
+        config = RunConfig(
+            out_dir=Path(tmp),
+            cache_dir=Path(tmp) / ".cache",
+            host_id=backend.host_id,
+            rate=RateLimit(qps=args.qps),
+            retry=RetryPolicy(retries=args.retries),
+            output=OutputOptions(format=output_format),
+            handle_signals=True,
+            write_report=False,
+        )
+
+        async def go() -> RunReport:
+            async with open_client(backend, args.timeout) as client:
+                return await Runner(plan, config, client).run()
+
+        report = anyio.run(go)
+        if report.status != "ok":
+            return _finish_run(report, target.parent, backend)
+        produced = report.chapters[0].output
+        assert produced is not None
+        os.replace(Path(tmp) / produced, target)
+    print(f"{target}: {report.totals.audio_seconds:.1f} s of audio")
+    return 0
+
+
+def cmd_voices(args: argparse.Namespace, env: Environment) -> int:
+    backend = _backend(args, env, None)
+
+    async def go() -> list[Any]:
+        async with open_client(backend, args.timeout) as client:
+            return await client.list_voices()
+
+    voices = anyio.run(go)
+    if args.json:
+        print(json.dumps([v.raw for v in voices], ensure_ascii=False, indent=2))
+        return 0
+    for v in voices:
+        emotions = ",".join(v.emotions) or "-"
+        print(f"{v.voice_id}\t{v.language_code or '-'}\t{v.name}\temotions: {emotions}")
+    return 0
+
+
+def cmd_serve_local(args: argparse.Namespace, env: Environment) -> int:
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        engine=args.engine,
+        token=env.token,
+        qps=args.qps,
+        burst=args.burst,
+        max_in_flight=args.max_in_flight,
+        latency_ms=args.latency_ms,
+        latency_per_byte_ms=args.latency_per_byte_ms,
+        jitter=args.jitter,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+    )
+
+    def announce(url: str) -> None:
+        auth = f"only the token in ${TOKEN_VARIABLE}" if env.token else "any bearer token"
+        print(f"Coze-compatible local server on {url} ({args.engine} engine, accepts {auth})",
+              flush=True)
+        print(f"try: curl -X POST {url}/v1/audio/speech -H 'Authorization: Bearer x' "
+              "-H 'Content-Type: application/json' "
+              "-d '{\"input\": \"你好，世界。\", \"voice_id\": \"local-zh-female\"}' -o hi.mp3",
+              flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve_forever, config, announce)
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "plan": cmd_plan,
+    "validate": cmd_validate,
+    "say": cmd_say,
+    "voices": cmd_voices,
+    "serve-local": cmd_serve_local,
+}
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    env = Environment.read(os.environ if environ is None else environ)
+    try:
+        return COMMANDS[args.command](args, env)
+    except ManifestError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        print(f"tts-pipeline: {len(e.problems)} problem(s); nothing was sent", file=sys.stderr)
+        return 2
+    except (UsageError, ConfigError) as e:
+        print(f"tts-pipeline: error: {e}", file=sys.stderr)
+        return 2
+    except FatalApiError as e:
+        print(f"tts-pipeline: stopped: {fatal_advice(e, TOKEN_VARIABLE)}", file=sys.stderr)
+        return 3
+    except PipelineError as e:
+        print(f"tts-pipeline: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tts-pipeline: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["build_parser", "main"]

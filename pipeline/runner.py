@@ -1,0 +1,522 @@
+"""Orchestration: chunks fan out to workers under a rate limiter and a concurrency cap.
+
+The only module that knows all the others. Shape of a run:
+
+- every chunk is looked up in the cache first; a hit sends nothing;
+- a feeder puts the misses, in manifest order, on a bounded stream read by the workers;
+- a worker takes an in-flight slot, then a token from the rate limiter, then sends; transient
+  errors are retried with full-jitter exponential backoff (tenacity), outside the slot;
+- a verified answer goes to the cache at once, so a crash loses nothing that was paid for;
+- when a chapter's last chunk is in, the assembler joins it (in a thread) into its file;
+- a fatal answer cancels everything at once; Ctrl-C (or SIGTERM) stops feeding, gives the
+  requests in flight a grace period, then cancels;
+- report.json is written whatever happened.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book, check_audio
+from pipeline.cache import ChunkCache, OutputLock
+from pipeline.client import Synthesis
+from pipeline.errors import (
+    CODE_TIMEOUT,
+    ApiError,
+    FatalApiError,
+    PipelineError,
+    RateLimited,
+    RequestRejected,
+    TransientApiError,
+)
+from pipeline.limits import AdaptiveRateLimiter, RateLimit
+from pipeline.planning import ChapterPlan, Chunk, Plan
+from pipeline.progress import ChapterEvent, NullProgress, Progress
+from pipeline.report import (
+    ChapterError,
+    ChapterReport,
+    RunReport,
+    Totals,
+    utc_now,
+    write_report,
+)
+from pipeline.speech import FILE_EXTENSIONS, SpeechRequest
+
+CODE_ASSEMBLY = -5  # the chunks were in, but the chapter file could not be written
+
+
+class SpeechBackend(Protocol):
+    """What the runner needs of a client: ``SpeechClient`` is one."""
+
+    async def synthesize(self, request: SpeechRequest) -> Synthesis: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 6  # attempts after the first, per chunk
+    initial_s: float = 0.5
+    max_s: float = 30.0
+
+
+DEFAULT_RETRY_POLICY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    format: str | None = None  # mp3 | opus | flac | m4a | wav: a chapter file unlike the API's
+    loudness_lufs: float | None = None
+    subtitles: tuple[str, ...] = ()
+    book: str | None = None
+    album: str | None = None
+    artist: str | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out_dir: Path
+    cache_dir: Path
+    host_id: str  # identifies the API in cache keys: a hit must come from the same host
+    rate: RateLimit = field(default_factory=RateLimit)
+    concurrency: int = 4
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY
+    output: OutputOptions = field(default_factory=OutputOptions)
+    attempt_timeout_s: float = 300.0
+    interrupt_grace_s: float = 5.0
+    handle_signals: bool = False
+    write_report: bool = True
+
+
+@dataclass(frozen=True)
+class _Item:
+    chapter: int
+    chunk: int
+    key: str
+
+
+@dataclass
+class _ChapterState:
+    plan: ChapterPlan
+    parts: list[Path | None]
+    remaining: int
+    error: ChapterError | None = None
+    output: Path | None = None
+    duration_s: float | None = None
+    subtitles: list[str] = field(default_factory=list)
+
+
+class _Stopped(Exception):
+    """Raised inside a retry loop when the run is stopping: start nothing new."""
+
+
+def output_extension(response_format: str, output_format: str | None) -> str:
+    return output_format or FILE_EXTENSIONS[response_format]
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        config: RunConfig,
+        backend: SpeechBackend,
+        progress: Progress | None = None,
+    ) -> None:
+        self._plan = plan
+        self._config = config
+        self._backend = backend
+        self._progress = progress or NullProgress()
+        self._cache = ChunkCache(config.cache_dir)
+        self._limiter = AdaptiveRateLimiter(config.rate)
+        self._in_flight = anyio.CapacityLimiter(config.concurrency)
+        self._states = [
+            _ChapterState(c, [None] * len(c.chunks), len(c.chunks)) for c in plan.chapters
+        ]
+        self._totals = Totals(
+            chapters=len(plan.chapters),
+            lines=plan.lines,
+            chunks=plan.chunk_count,
+            characters=plan.characters,
+            bytes=plan.utf8_bytes,
+        )
+        self._fatal: ApiError | None = None
+        self._stopping = False
+        self._interrupted = False
+        self._work_scope: anyio.CancelScope | None = None
+        self._book: str | None = None
+
+    @property
+    def limiter(self) -> AdaptiveRateLimiter:
+        return self._limiter
+
+    async def run(self) -> RunReport:
+        started = utc_now()
+        self._config.out_dir.mkdir(parents=True, exist_ok=True)
+        with OutputLock(self._config.out_dir):
+            try:
+                await self._run_guarded()
+            finally:
+                report = self._report(started)
+                if self._config.write_report:
+                    write_report(self._config.out_dir, report)
+        return report
+
+    async def _run_guarded(self) -> None:
+        todo = await anyio.to_thread.run_sync(self._lookup_cache)
+        self._progress.start(
+            chunks=self._totals.chunks,
+            characters=self._totals.characters,
+            cached=self._totals.cache_hits,
+        )
+        async with anyio.create_task_group() as outer:
+            if self._config.handle_signals and threading.current_thread() is threading.main_thread():
+                outer.start_soon(self._watch_signals)
+            try:
+                await self._work(todo)
+            finally:
+                outer.cancel_scope.cancel()
+        if self._fatal is None and not self._interrupted:
+            await self._build_book()
+
+    def _lookup_cache(self) -> list[_Item]:
+        todo: list[_Item] = []
+        for ci, state in enumerate(self._states):
+            for k, chunk in enumerate(state.plan.chunks):
+                key = self._cache.key(chunk.request().body(), self._config.host_id)
+                path = self._cache.get(key)
+                if path is None:
+                    todo.append(_Item(ci, k, key))
+                else:
+                    state.parts[k] = path
+                    state.remaining -= 1
+                    self._totals.cache_hits += 1
+        return todo
+
+    async def _work(self, todo: list[_Item]) -> None:
+        workers = max(2, 2 * self._config.concurrency)
+        feed_send, feed_recv = anyio.create_memory_object_stream[_Item](workers)
+        done_send, done_recv = anyio.create_memory_object_stream[int](len(self._states) + 1)
+        async with anyio.create_task_group() as tg:
+            self._work_scope = tg.cancel_scope
+            tg.start_soon(self._assembler, done_recv)
+            async with done_send, feed_recv:
+                for ci, state in enumerate(self._states):
+                    if state.remaining == 0:
+                        await done_send.send(ci)
+                for _ in range(workers):
+                    tg.start_soon(self._worker, feed_recv.clone(), done_send.clone())
+            tg.start_soon(self._feed, feed_send, todo)
+
+    async def _feed(self, send: ObjectSendStream[_Item], todo: list[_Item]) -> None:
+        async with send:
+            for item in todo:
+                if self._stopping:
+                    return
+                if self._states[item.chapter].error is None:
+                    await send.send(item)
+
+    async def _worker(self, recv: ObjectReceiveStream[_Item], done: ObjectSendStream[int]) -> None:
+        async with recv, done:
+            async for item in recv:
+                state = self._states[item.chapter]
+                if self._stopping or state.error is not None:
+                    continue
+                chunk = state.plan.chunks[item.chunk]
+                try:
+                    path = await self._synthesize(item, chunk)
+                except _Stopped:
+                    continue
+                except FatalApiError as e:
+                    self._stop_fatal(e)
+                    return
+                except ApiError as e:
+                    # Rejected, or transient with every retry spent: this chapter fails.
+                    self._fail_chapter(state, _error_of(e, chunk.line_id))
+                    continue
+                state.parts[item.chunk] = path
+                state.remaining -= 1
+                self._progress.chunk_done(
+                    chapter_id=chunk.chapter_id, characters=chunk.characters, cached=False
+                )
+                if state.remaining == 0:
+                    await done.send(item.chapter)
+
+    def _stop_fatal(self, error: FatalApiError) -> None:
+        if self._fatal is None:
+            self._fatal = error
+        self._stopping = True
+        if self._work_scope is not None:
+            self._work_scope.cancel()
+
+    def _fail_chapter(self, state: _ChapterState, error: ChapterError) -> None:
+        if state.error is not None:
+            return
+        state.error = error
+        self._progress.chapter_done(
+            ChapterEvent(state.plan.chapter.id, "failed", None, None, _describe(error))
+        )
+
+    async def _synthesize(self, item: _Item, chunk: Chunk) -> Path:
+        policy = self._config.retry
+        jitter = wait_random_exponential(multiplier=policy.initial_s, max=policy.max_s)
+
+        def wait(retry_state: RetryCallState) -> float:
+            delay = float(jitter(retry_state))
+            outcome = retry_state.outcome
+            error = outcome.exception() if outcome is not None else None
+            if isinstance(error, ApiError) and error.retry_after is not None:
+                delay = max(delay, error.retry_after)
+            return delay
+
+        def before_sleep(retry_state: RetryCallState) -> None:
+            self._totals.retries += 1
+            outcome = retry_state.outcome
+            error = outcome.exception() if outcome is not None else None
+            if isinstance(error, ApiError):
+                delay = retry_state.upcoming_sleep
+                self._progress.retry(
+                    chapter_id=chunk.chapter_id,
+                    code=error.code,
+                    message=error.message,
+                    delay_s=delay,
+                )
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientApiError),
+            stop=stop_after_attempt(policy.retries + 1),
+            wait=wait,
+            sleep=anyio.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if self._stopping:
+                    raise _Stopped
+                return await self._attempt(item, chunk)
+        raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
+
+    async def _attempt(self, item: _Item, chunk: Chunk) -> Path:
+        request = chunk.request()
+        async with self._in_flight:
+            await self._limiter.acquire()
+            if self._stopping:
+                raise _Stopped
+            self._totals.requests += 1
+            try:
+                with anyio.fail_after(self._config.attempt_timeout_s):
+                    answer = await self._backend.synthesize(request)
+            except TimeoutError as e:
+                raise TransientApiError(
+                    CODE_TIMEOUT, f"no answer within {self._config.attempt_timeout_s:g} s"
+                ) from e
+            except RateLimited as e:
+                self._limiter.on_rate_limited(e.retry_after)
+                raise
+        self._limiter.on_success()
+        # The server answered with audio: that call is billed, whatever the audio is worth.
+        self._totals.billed_characters += chunk.characters
+        params = chunk.params
+        ext = FILE_EXTENSIONS[params.format]
+
+        def verify_and_store() -> Path:
+            check_audio(answer.audio, params.format, params.rate)
+            return self._cache.put(item.key, answer.audio, ext)
+
+        return await anyio.to_thread.run_sync(verify_and_store)
+
+    async def _assembler(self, done: ObjectReceiveStream[int]) -> None:
+        async with done:
+            async for ci in done:
+                await self._assemble(self._states[ci])
+
+    async def _assemble(self, state: _ChapterState) -> None:
+        spec = self._chapter_spec(state)
+        try:
+            result = await anyio.to_thread.run_sync(assemble_chapter, spec)
+        except (PipelineError, OSError) as e:
+            self._fail_chapter(state, ChapterError(CODE_ASSEMBLY, str(e), None, None))
+            return
+        state.output = result.path
+        state.duration_s = result.duration_s
+        state.subtitles = [p.name for p in result.subtitle_paths]
+        self._totals.audio_seconds += result.duration_s
+        self._progress.chapter_done(
+            ChapterEvent(state.plan.chapter.id, "ok", result.path.name, result.duration_s, None)
+        )
+
+    def _chapter_spec(self, state: _ChapterState) -> ChapterSpec:
+        plan = state.plan
+        chapter = plan.chapter
+        out = self._config.output
+        parts = []
+        for chunk, path in zip(plan.chunks, state.parts, strict=True):
+            assert path is not None
+            parts.append(
+                Part(
+                    path=path,
+                    text=chunk.text,
+                    line_id=chunk.line_id,
+                    end_of_line=chunk.last_in_line,
+                    pause_after_ms=chunk.pause_after_ms,
+                )
+            )
+        ext = output_extension(plan.response_format, out.format)
+        track = next(i for i, s in enumerate(self._states) if s is state) + 1
+        return ChapterSpec(
+            parts=tuple(parts),
+            response_format=plan.response_format,
+            sample_rate=plan.sample_rate,
+            out_path=self._config.out_dir / f"{chapter.id}.{ext}",
+            output_format=out.format,
+            loudness_lufs=out.loudness_lufs,
+            title=chapter.title or chapter.id,
+            album=out.album,
+            track=track,
+            subtitles=out.subtitles,
+        )
+
+    async def _build_book(self) -> None:
+        name = self._config.output.book
+        if name is None:
+            return
+        if any(s.output is None for s in self._states):
+            self._progress.message(f"{name} not written: not every chapter was written")
+            return
+        chapters = [
+            (s.output, s.plan.chapter.title or s.plan.chapter.id)
+            for s in self._states
+            if s.output is not None
+        ]
+        out = self._config.output
+        path = self._config.out_dir / name
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: build_book(chapters, path, title=out.album, artist=out.artist)
+            )
+        except (PipelineError, OSError) as e:
+            self._progress.message(f"{name} not written: {e}")
+            return
+        self._book = path.name
+        self._progress.message(f"book written: {path}")
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if self._stopping:
+                    break  # a second Ctrl-C: stop now
+                self._stopping = True
+                self._interrupted = True
+                grace = self._config.interrupt_grace_s
+                self._progress.message(
+                    f"interrupted: starting nothing new, waiting up to {grace:g} s for the "
+                    "requests in flight (Ctrl-C again to stop at once)"
+                )
+                await _first_of(anyio.sleep(grace), signals.__anext__())
+                break
+        if self._work_scope is not None:
+            self._work_scope.cancel()
+
+    def _report(self, started: datetime) -> RunReport:
+        chapters = [self._chapter_report(s) for s in self._states]
+        status = self._status(chapters)
+        fatal = self._fatal
+        report = RunReport(
+            status=status,
+            started_at=started,
+            finished_at=utc_now(),
+            totals=self._totals,
+            chapters=chapters,
+            error=None if fatal is None else _error_of(fatal, None),
+            book=self._book,
+        )
+        self._progress.finish(status=status, elapsed_s=report.elapsed_s)
+        return report
+
+    def _chapter_report(self, state: _ChapterState) -> ChapterReport:
+        chapter = state.plan.chapter
+        if state.output is not None:
+            status = "ok"
+        elif state.error is not None:
+            status = "failed"
+        else:
+            status = "pending"
+        return ChapterReport(
+            id=chapter.id,
+            title=chapter.title,
+            status=status,
+            output=None if state.output is None else state.output.name,
+            duration_s=state.duration_s,
+            lines=len(chapter.lines),
+            chunks=len(state.plan.chunks),
+            error=state.error,
+            subtitles=state.subtitles,
+        )
+
+    def _status(self, chapters: list[ChapterReport]) -> str:
+        if self._fatal is not None:
+            return "aborted"
+        if self._interrupted and any(c.status == "pending" for c in chapters):
+            return "interrupted"
+        ok = sum(c.status == "ok" for c in chapters)
+        if ok == len(chapters):
+            return "ok"
+        return "failed" if ok == 0 else "partial"
+
+
+async def _first_of(*waitables: Awaitable[object]) -> None:
+    """Return when the first of ``waitables`` finishes; cancel the others."""
+    async with anyio.create_task_group() as tg:
+
+        async def run(w: Awaitable[object]) -> None:
+            await w
+            tg.cancel_scope.cancel()
+
+        for w in waitables:
+            tg.start_soon(run, w)
+
+
+def _error_of(error: ApiError, line: str | None) -> ChapterError:
+    return ChapterError(error.code, error.message, error.logid, line)
+
+
+def _describe(error: ChapterError) -> str:
+    where = f" at line {error.line}" if error.line else ""
+    logid = f" (logid {error.logid})" if error.logid else ""
+    return f"code {error.code}{where}: {error.message}{logid}"
+
+
+async def run_plan(
+    plan: Plan,
+    config: RunConfig,
+    backend: SpeechBackend,
+    progress: Progress | None = None,
+) -> RunReport:
+    return await Runner(plan, config, backend, progress).run()
+
+
+__all__ = [
+    "CODE_ASSEMBLY",
+    "DEFAULT_RETRY_POLICY",
+    "OutputOptions",
+    "RetryPolicy",
+    "RunConfig",
+    "Runner",
+    "SpeechBackend",
+    "output_extension",
+    "run_plan",
+]
