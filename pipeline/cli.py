@@ -78,7 +78,7 @@ class Backend:
     @property
     def host_id(self) -> str:
         if self.local:
-            return f"local-{self.engine}"
+            return f"local://{self.engine}"
         parts = urlsplit(self.base_url)
         return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 

@@ -313,7 +313,7 @@ class Runner:
     async def _attempt(self, item: _Item, chunk: Chunk) -> Path:
         request = chunk.request()
         async with self._in_flight:
-            await self._limiter.acquire()
+            ticket = await self._limiter.acquire()
             if self._stopping:
                 raise _Stopped
             self._totals.requests += 1
@@ -325,7 +325,7 @@ class Runner:
                     CODE_TIMEOUT, f"no answer within {self._config.attempt_timeout_s:g} s"
                 ) from e
             except RateLimited as e:
-                self._limiter.on_rate_limited(e.retry_after)
+                self._limiter.on_rate_limited(e.retry_after, ticket=ticket)
                 raise
         self._limiter.on_success()
         # The server answered with audio: that call is billed, whatever the audio is worth.

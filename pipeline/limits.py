@@ -1,0 +1,239 @@
+"""Request-rate limiting for a run: a token bucket whose rate adapts to rate-limit answers.
+
+Every attempt (first tries and retries alike) takes a token from one bucket per run. Tokens
+refill at ``current_qps`` up to ``burst``; waiters are served in arrival order. The rate follows
+AIMD, as TCP congestion control does:
+
+- a rate-limit answer multiplies ``current_qps`` by ``decrease`` (never below the floor) and,
+  with a Retry-After, pauses the whole run: no token is handed out before it has passed;
+- a success adds ``increase_per_s`` for every second since the last change, never above the
+  ceiling ``qps``.
+
+One burst, one decrease. When the server starts refusing, every request already in flight may
+come back 429; those answers describe the old rate, not the new one, so they must not halve it
+again. The rule: a rate-limit answer decreases the rate only if its request was sent after the
+last decrease. Requests are identified by the ticket ``acquire()`` returns (pass it back as
+``on_rate_limited(..., ticket=t)``). A caller that has no ticket gets the next best rule: after a
+decrease, further rate-limit answers are ignored for one token interval at the new rate.
+Ignored answers still honour their Retry-After.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+
+from pipeline.errors import ConfigError
+
+# Float rounding must not turn "exactly one token" into an endless run of tiny sleeps.
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """How fast a run may start requests.
+
+    ``qps`` is the ceiling, ``burst`` the bucket's capacity, ``min_qps`` the floor that
+    decreases stop at (a ``qps`` below it is its own floor), ``decrease`` the factor applied on
+    a rate-limit answer, ``increase_per_s`` the additive recovery per second of successes
+    (``None``: ``qps / 10``, so half the ceiling recovers in about 5 s), and ``max_pause_s`` the
+    longest Retry-After honoured (a bad header must not stall a run for hours).
+    """
+
+    qps: float = 5.0
+    burst: int = 1
+    min_qps: float = 0.2
+    decrease: float = 0.5
+    increase_per_s: float | None = None
+    max_pause_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise ConfigError("invalid rate limit: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if not _positive(self.qps):
+            problems.append(f"qps must be a number above 0 (got {self.qps!r})")
+        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
+            problems.append(f"burst must be a whole number of at least 1 (got {self.burst!r})")
+        if not _positive(self.min_qps):
+            problems.append(f"min_qps must be a number above 0 (got {self.min_qps!r})")
+        if not (_positive(self.decrease) and self.decrease < 1):
+            problems.append(f"decrease must be between 0 and 1 (got {self.decrease!r})")
+        if self.increase_per_s is not None and not _positive(self.increase_per_s):
+            problems.append(f"increase_per_s must be above 0 (got {self.increase_per_s!r})")
+        if not (_positive(self.max_pause_s) or self.max_pause_s == 0):
+            problems.append(f"max_pause_s must be 0 or more (got {self.max_pause_s!r})")
+        return problems
+
+    @property
+    def floor(self) -> float:
+        """The lowest rate a decrease can reach."""
+        return min(self.min_qps, self.qps)
+
+    @property
+    def recovery_per_s(self) -> float:
+        """Requests per second added back for every second of successes."""
+        return self.qps / 10 if self.increase_per_s is None else self.increase_per_s
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+DEFAULT_RATE_LIMIT = RateLimit()
+
+
+@dataclass(frozen=True)
+class LimiterStats:
+    """A snapshot of what the limiter has done so far."""
+
+    acquired: int
+    decreases: int
+    ignored: int  # rate-limit answers that did not decrease the rate (same burst)
+    pauses: int  # Retry-After pauses that started or extended the run's pause
+    current_qps: float
+
+
+class AdaptiveRateLimiter:
+    """A token bucket in front of every attempt, slowed down by rate-limit answers.
+
+    Use one per run, from the tasks of one event loop (anyio, asyncio backend). ``clock`` and
+    ``sleep`` are injectable so tests can run on a fake clock.
+    """
+
+    def __init__(
+        self,
+        limit: RateLimit = DEFAULT_RATE_LIMIT,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._sleep = sleep
+        # anyio's Lock hands itself to the longest waiter on release: waiters are served FIFO.
+        self._lock = anyio.Lock()
+        now = clock()
+        self._qps = limit.qps
+        self._tokens = float(limit.burst)
+        self._refilled_at = now  # self._tokens is the bucket's level at this instant
+        self._paused_until = now
+        self._changed_at = now  # last decrease or increase: recovery counts from here
+        self._issued = 0
+        self._decreased_at: float | None = None
+        self._issued_at_decrease = 0
+        self._decreases = 0
+        self._ignored = 0
+        self._pauses = 0
+
+    @property
+    def limit(self) -> RateLimit:
+        return self._limit
+
+    @property
+    def current_qps(self) -> float:
+        return self._qps
+
+    @property
+    def stats(self) -> LimiterStats:
+        return LimiterStats(
+            acquired=self._issued,
+            decreases=self._decreases,
+            ignored=self._ignored,
+            pauses=self._pauses,
+            current_qps=self._qps,
+        )
+
+    async def acquire(self) -> int:
+        """Wait for a token, in arrival order; return this attempt's ticket.
+
+        Pass the ticket to ``on_rate_limited`` so that a burst of refusals counts once.
+        Cancelling a waiter consumes no token.
+        """
+        async with self._lock:
+            # Re-check after every sleep: a pause or a decrease may have come in meanwhile.
+            while (wait := self._wait_time(self._clock())) > 0:
+                await self._sleep(wait)
+            self._tokens -= 1.0
+            self._issued += 1
+            return self._issued
+
+    def on_rate_limited(
+        self, retry_after: float | None = None, *, ticket: int | None = None
+    ) -> None:
+        """The server refused an attempt for its rate: slow down, and pause if it said so."""
+        now = self._clock()
+        self._refill(now)
+        if self._is_new_signal(now, ticket):
+            self._decrease(now)
+        else:
+            self._ignored += 1
+        # No saved-up burst into a server that has just refused.
+        self._tokens = min(self._tokens, 1.0)
+        # NaN compares false: no pause. Infinity (or any huge value) is capped.
+        if retry_after is not None and retry_after > 0:
+            self._pause(now, min(retry_after, self._limit.max_pause_s))
+
+    def on_success(self) -> None:
+        """An attempt got through: raise the rate by the time passed since the last change."""
+        now = self._clock()
+        if now <= self._changed_at:
+            return  # still inside a pause, or no time has passed
+        self._refill(now)
+        raised = self._qps + self._limit.recovery_per_s * (now - self._changed_at)
+        self._qps = min(self._limit.qps, raised)
+        self._changed_at = now
+
+    def _wait_time(self, now: float) -> float:
+        self._refill(now)
+        paused = self._paused_until - now
+        if paused > _EPSILON:
+            return paused
+        missing = 1.0 - self._tokens
+        return missing / self._qps if missing > _EPSILON else 0.0
+
+    def _refill(self, now: float) -> None:
+        if now > self._refilled_at:
+            gained = (now - self._refilled_at) * self._qps
+            self._tokens = min(float(self._limit.burst), self._tokens + gained)
+            self._refilled_at = now
+
+    def _is_new_signal(self, now: float, ticket: int | None) -> bool:
+        if self._decreased_at is None:
+            return True
+        if ticket is not None:
+            return ticket > self._issued_at_decrease
+        return now - self._decreased_at >= 1.0 / self._qps
+
+    def _decrease(self, now: float) -> None:
+        self._qps = max(self._limit.floor, self._qps * self._limit.decrease)
+        self._decreased_at = now
+        self._issued_at_decrease = self._issued
+        self._changed_at = max(self._changed_at, now)
+        self._decreases += 1
+
+    def _pause(self, now: float, seconds: float) -> None:
+        until = now + seconds
+        if until <= self._paused_until:
+            return
+        self._pauses += 1
+        self._paused_until = until
+        # The bucket fills during the pause as usual, but only up to one token: after the
+        # pause the run restarts at its rate, not with a burst.
+        start = max(now, self._refilled_at)
+        self._tokens = min(1.0, self._tokens + (until - start) * self._qps)
+        self._refilled_at = until
+        # Time spent paused is not time spent succeeding: recovery starts after the pause.
+        self._changed_at = max(self._changed_at, until)

@@ -1,0 +1,400 @@
+"""The adaptive rate limiter: bucket bound, FIFO, decrease, pause, recovery (mostly fake time)."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import anyio
+import anyio.lowlevel
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.errors import ConfigError
+from pipeline.limits import DEFAULT_RATE_LIMIT, AdaptiveRateLimiter, RateLimit
+
+
+class FakeTime:
+    """A clock that only moves when the limiter sleeps (or the test says so)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await anyio.lowlevel.checkpoint()  # let other tasks run, as a real sleep would
+
+
+def make(limit: RateLimit) -> tuple[AdaptiveRateLimiter, FakeTime]:
+    fake = FakeTime()
+    return AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep), fake
+
+
+def max_in_window_excess(times: list[float], qps: float, burst: int) -> float:
+    """How far the busiest window goes over ``burst + qps * T`` (<= 0: never)."""
+    worst = -math.inf
+    for i in range(len(times)):
+        for j in range(i, len(times)):
+            worst = max(worst, (j - i + 1) - (burst + qps * (times[j] - times[i])))
+    return worst
+
+
+# --- RateLimit ---------------------------------------------------------------------------
+
+
+def test_rate_limit_defaults_and_derived_values() -> None:
+    assert DEFAULT_RATE_LIMIT == RateLimit(qps=5.0, burst=1, min_qps=0.2, decrease=0.5)
+    assert RateLimit(qps=8).recovery_per_s == pytest.approx(0.8)
+    assert RateLimit(qps=8, increase_per_s=2).recovery_per_s == 2
+    assert RateLimit(qps=8).floor == 0.2
+    # A ceiling below the default floor is its own floor rather than an error.
+    assert RateLimit(qps=0.1).floor == 0.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"qps": 0}, "qps"),
+        ({"qps": math.nan}, "qps"),
+        ({"qps": math.inf}, "qps"),
+        ({"burst": 0}, "burst"),
+        ({"burst": 1.5}, "burst"),
+        ({"min_qps": -1}, "min_qps"),
+        ({"decrease": 1.0}, "decrease"),
+        ({"decrease": 0}, "decrease"),
+        ({"increase_per_s": 0}, "increase_per_s"),
+        ({"max_pause_s": -1}, "max_pause_s"),
+    ],
+)
+def test_rate_limit_rejects_bad_values(kwargs: dict[str, float], field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        RateLimit(**kwargs)  # type: ignore[arg-type]
+
+
+# --- the bucket --------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_steady_rate_is_qps() -> None:
+    limiter, fake = make(RateLimit(qps=10, burst=1))
+    times = []
+    for _ in range(50):
+        await limiter.acquire()
+        times.append(fake.now)
+    assert times[0] == 0.0
+    assert times[-1] == pytest.approx(4.9)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(gap == pytest.approx(0.1) for gap in gaps)
+
+
+@pytest.mark.anyio
+async def test_burst_then_rate() -> None:
+    limiter, fake = make(RateLimit(qps=2, burst=3))
+    times = []
+    for _ in range(5):
+        await limiter.acquire()
+        times.append(fake.now)
+    assert times == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0])
+    # Idle time refills the bucket, but never beyond the burst.
+    fake.now += 100
+    start = fake.now
+    for _ in range(4):
+        await limiter.acquire()
+    assert fake.now - start == pytest.approx(0.5)
+
+
+@pytest.mark.anyio
+async def test_tickets_count_up() -> None:
+    limiter, _ = make(RateLimit(qps=100, burst=3))
+    assert [await limiter.acquire() for _ in range(3)] == [1, 2, 3]
+    assert limiter.stats.acquired == 3
+
+
+_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("acquire"), st.integers(1, 6)),
+        st.tuples(st.just("idle"), st.floats(0, 3)),
+        st.tuples(st.just("success"), st.just(0)),
+        st.tuples(st.just("limited"), st.none() | st.floats(0, 2)),
+        st.tuples(st.just("limited_ticket"), st.none() | st.floats(0, 2)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    qps=st.floats(0.5, 50),
+    burst=st.integers(1, 5),
+    steps=_steps,
+)
+def test_never_more_than_burst_plus_qps_times_t(
+    qps: float, burst: int, steps: list[tuple[str, object]]
+) -> None:
+    limit = RateLimit(qps=qps, burst=burst, increase_per_s=qps)
+    limiter, fake = make(limit)
+    grants: list[float] = []
+    observed: list[float] = []
+
+    async def script() -> None:
+        ticket = 0
+        for kind, arg in steps:
+            if kind == "acquire":
+                for _ in range(int(arg)):  # type: ignore[call-overload]
+                    ticket = await limiter.acquire()
+                    grants.append(fake.now)
+            elif kind == "idle":
+                fake.now += float(arg)  # type: ignore[arg-type]
+            elif kind == "success":
+                limiter.on_success()
+            else:
+                retry_after = arg if arg is None else float(arg)  # type: ignore[arg-type]
+                given_ticket = ticket if kind == "limited_ticket" else None
+                limiter.on_rate_limited(retry_after, ticket=given_ticket)
+            observed.append(limiter.current_qps)
+
+    anyio.run(script)
+    assert max_in_window_excess(grants, qps, burst) <= 1e-6
+    assert all(limit.floor - 1e-12 <= rate <= qps + 1e-12 for rate in observed)
+
+
+def test_window_checker_catches_a_violation() -> None:
+    # The property above is only as good as its checker.
+    assert max_in_window_excess([0.0, 0.0, 0.05], qps=10, burst=1) > 0
+    assert max_in_window_excess([0.0, 0.1, 0.2], qps=10, burst=1) <= 1e-9
+
+
+# --- fairness and cancellation -----------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_waiters_are_served_in_arrival_order() -> None:
+    limiter, _ = make(RateLimit(qps=10, burst=1))
+    rng = random.Random(7)
+    arrivals: list[int] = []
+    grants: list[int] = []
+
+    async def worker(n: int, delay_checkpoints: int) -> None:
+        for _ in range(delay_checkpoints):
+            await anyio.lowlevel.checkpoint()
+        arrivals.append(n)
+        await limiter.acquire()
+        grants.append(n)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(30):
+            tg.start_soon(worker, n, rng.randrange(20))
+    assert sorted(arrivals) == list(range(30))
+    assert arrivals != list(range(30))  # the random delays did shuffle the arrivals
+    assert grants == arrivals
+
+
+@pytest.mark.anyio
+async def test_cancelled_waiter_takes_no_token() -> None:
+    limiter = AdaptiveRateLimiter(RateLimit(qps=20, burst=1))
+    await limiter.acquire()
+    with anyio.move_on_after(0.01) as scope:
+        await limiter.acquire()
+    assert scope.cancelled_caught
+    assert limiter.stats.acquired == 1
+    start = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - start < 0.1
+    assert limiter.stats.acquired == 2
+
+
+# --- slowing down ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_rate_limited_halves_the_rate() -> None:
+    limiter, fake = make(RateLimit(qps=4, burst=1))
+    await limiter.acquire()
+    limiter.on_rate_limited(None)
+    assert limiter.current_qps == 2.0
+    assert limiter.stats.decreases == 1
+    times = []
+    for _ in range(3):
+        await limiter.acquire()
+        times.append(fake.now)
+    assert times == pytest.approx([0.5, 1.0, 1.5])
+
+
+@pytest.mark.anyio
+async def test_rate_limited_drops_the_saved_up_burst() -> None:
+    limiter, fake = make(RateLimit(qps=4, burst=5))
+    fake.now += 10  # the bucket is full: five tokens
+    limiter.on_rate_limited(None)
+    start = fake.now
+    times = []
+    for _ in range(3):
+        await limiter.acquire()
+        times.append(fake.now - start)
+    assert times == pytest.approx([0.0, 0.5, 1.0])
+
+
+@pytest.mark.anyio
+async def test_retry_after_pauses_every_waiter_and_allows_no_burst_after() -> None:
+    limiter, fake = make(RateLimit(qps=10, burst=5, max_pause_s=60))
+    await limiter.acquire()
+    limiter.on_rate_limited(3.0)
+    assert limiter.stats.pauses == 1
+    times: list[float] = []
+
+    async def worker() -> None:
+        await limiter.acquire()
+        times.append(fake.now)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(worker)
+    assert min(times) >= 3.0 - 1e-9
+    # After the pause: one token at once, then the (decreased) rate, not a burst of five.
+    assert sorted(times) == pytest.approx([3.0, 3.2, 3.4, 3.6])
+
+
+@pytest.mark.anyio
+async def test_a_pause_can_be_extended_but_not_shortened() -> None:
+    limiter, fake = make(RateLimit(qps=10, max_pause_s=60))
+    limiter.on_rate_limited(5.0)
+    limiter.on_rate_limited(1.0)
+    assert limiter.stats.pauses == 1
+    fake.now = 2.0
+    limiter.on_rate_limited(4.0)  # until 6.0: later than 5.0
+    assert limiter.stats.pauses == 2
+    await limiter.acquire()
+    assert fake.now == pytest.approx(6.0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("retry_after", [0.0, -3.0, math.nan, math.inf])
+async def test_retry_after_is_sanitised(retry_after: float) -> None:
+    limiter, fake = make(RateLimit(qps=10, burst=1, max_pause_s=30))
+    await limiter.acquire()
+    limiter.on_rate_limited(retry_after)
+    await limiter.acquire()
+    if retry_after == math.inf:
+        assert fake.now == pytest.approx(30.0)  # capped at max_pause_s
+    else:
+        assert fake.now == pytest.approx(0.2)  # just the halved rate
+
+
+@pytest.mark.anyio
+async def test_one_burst_of_refusals_decreases_once() -> None:
+    limiter, _ = make(RateLimit(qps=8, burst=8))
+    tickets = [await limiter.acquire() for _ in range(8)]
+    for ticket in tickets:
+        limiter.on_rate_limited(None, ticket=ticket)
+    assert limiter.current_qps == 4.0
+    assert limiter.stats.decreases == 1
+    assert limiter.stats.ignored == 7
+    # A request sent after the decrease that is refused again is news: decrease again.
+    late = await limiter.acquire()
+    limiter.on_rate_limited(None, ticket=late)
+    assert limiter.current_qps == 2.0
+    assert limiter.stats.decreases == 2
+
+
+@pytest.mark.anyio
+async def test_without_tickets_refusals_within_one_interval_count_once() -> None:
+    limiter, fake = make(RateLimit(qps=8, burst=8))
+    for _ in range(8):
+        await limiter.acquire()
+    for _ in range(6):
+        limiter.on_rate_limited(None)
+        fake.now += 0.01
+    assert limiter.current_qps == 4.0
+    assert limiter.stats.ignored == 5
+    fake.now += 0.25  # one interval at 4 qps since the decrease
+    limiter.on_rate_limited(None)
+    assert limiter.current_qps == 2.0
+
+
+@pytest.mark.anyio
+async def test_ignored_refusal_still_honours_its_retry_after() -> None:
+    limiter, fake = make(RateLimit(qps=8, burst=2))
+    first, second = await limiter.acquire(), await limiter.acquire()
+    limiter.on_rate_limited(None, ticket=first)
+    limiter.on_rate_limited(2.0, ticket=second)
+    assert limiter.stats.decreases == 1
+    await limiter.acquire()
+    assert fake.now == pytest.approx(2.0)
+
+
+def test_decreases_stop_at_the_floor() -> None:
+    fake = FakeTime()
+    limiter = AdaptiveRateLimiter(RateLimit(qps=5, min_qps=0.3), clock=fake, sleep=fake.sleep)
+    for _ in range(20):
+        fake.now += 100
+        limiter.on_rate_limited(None)
+    assert limiter.current_qps == 0.3
+    assert limiter.stats.decreases == 20
+
+
+# --- recovery ----------------------------------------------------------------------------
+
+
+def test_recovers_to_the_ceiling_in_about_five_seconds_and_never_above() -> None:
+    fake = FakeTime()
+    limiter = AdaptiveRateLimiter(RateLimit(qps=10), clock=fake, sleep=fake.sleep)
+    limiter.on_rate_limited(None)
+    assert limiter.current_qps == 5.0
+    rates = []
+    for _ in range(40):  # 10 s of successes, one every 0.25 s
+        fake.now += 0.25
+        limiter.on_success()
+        rates.append((fake.now, limiter.current_qps))
+    assert rates == sorted(rates)
+    assert dict(rates)[2.5] == pytest.approx(7.5)
+    assert dict(rates)[5.0] == pytest.approx(10.0)
+    assert max(rate for _, rate in rates) == 10.0
+
+
+def test_no_recovery_while_paused() -> None:
+    fake = FakeTime()
+    limiter = AdaptiveRateLimiter(RateLimit(qps=10), clock=fake, sleep=fake.sleep)
+    limiter.on_rate_limited(4.0)
+    fake.now = 3.0
+    limiter.on_success()
+    assert limiter.current_qps == 5.0
+    fake.now = 5.0
+    limiter.on_success()
+    assert limiter.current_qps == pytest.approx(6.0)  # one second since the pause ended
+
+
+def test_success_at_the_ceiling_stays_there() -> None:
+    fake = FakeTime()
+    limiter = AdaptiveRateLimiter(RateLimit(qps=3), clock=fake, sleep=fake.sleep)
+    for _ in range(5):
+        fake.now += 10
+        limiter.on_success()
+    assert limiter.current_qps == 3.0
+
+
+# --- real time ---------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_twenty_tasks_at_twenty_qps_take_about_one_second() -> None:
+    limiter = AdaptiveRateLimiter(RateLimit(qps=20, burst=1))
+    stamps: list[float] = []
+
+    async def worker() -> None:
+        await limiter.acquire()
+        stamps.append(time.monotonic())
+
+    start = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(worker)
+    elapsed = time.monotonic() - start
+    # The first token is immediate, the 19 others come 50 ms apart: 0.95 s.
+    assert 0.9 <= elapsed <= 1.5
+    assert len(stamps) == 20
