@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -526,7 +526,7 @@ def cmd_voices(args: argparse.Namespace, env: Environment) -> int:
 
     voices = anyio.run(go)
     if args.json:
-        print(json.dumps([v.raw for v in voices], ensure_ascii=False, indent=2))
+        print(json.dumps([asdict(v) for v in voices], ensure_ascii=False, indent=2))
         return 0
     for v in voices:
         emotions = ",".join(v.emotions) or "-"
