@@ -1,0 +1,180 @@
+"""JUnit XML for CI test-report views (``--junit FILE``): one test case per chapter.
+
+Built from the report.json dict, so a merged report gives one file for the whole job. The
+shape is the common Ant/Jenkins one that GitHub, GitLab, Jenkins and Azure read:
+
+    testsuites > testsuite (+ properties) > testcase > failure | error | skipped | system-out
+
+- an ``ok`` chapter passes; its system-out names the output file and its duration;
+- a ``failed`` chapter has a ``failure`` with the Coze code, message, logid and line;
+- any other chapter status (``pending``: the run stopped first) is ``skipped``;
+- a fatal answer that stopped the run (report ``error``) is one more test case, ``(run)``, with
+  an ``error``: CI views then show the stop itself, not only chapters that never ran.
+
+A test case's time is the chapter's audio length (the report has no per-chapter wall time);
+the suite's time is the run's elapsed_s.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.fileio import atomic_write_text
+
+SUITE_PREFIX = "tts-pipeline"
+# Parenthesized so that it can never be taken for a chapter id.
+RUN_CASE = "(run)"
+# XML 1.0 cannot carry most control characters, not even escaped; a server message could.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def junit_xml(report: dict[str, Any]) -> str:
+    """The JUnit XML document for a report.json dict, with its XML declaration."""
+    classname = _classname(report)
+    suite_name = _suite_name(classname, report)
+    cases = [_chapter_case(classname, c) for c in report.get("chapters", [])]
+    if report.get("error"):
+        cases.append(_run_error_case(classname, report))
+    counts = _counts(cases)
+    time = _seconds(report.get("elapsed_s"))
+    root = ET.Element("testsuites", {"name": SUITE_PREFIX, **counts, "time": time})
+    suite = ET.SubElement(root, "testsuite", {"name": suite_name, **counts, "time": time})
+    timestamp = _timestamp(report)
+    if timestamp is not None:
+        suite.set("timestamp", timestamp)
+    suite.append(_properties(report))
+    suite.extend(cases)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def write_junit(path: Path, report: dict[str, Any]) -> None:
+    atomic_write_text(path, junit_xml(report))
+
+
+def _classname(report: dict[str, Any]) -> str:
+    """``tts-pipeline.<job>``: the same for every shard, so a chapter keeps its CI history."""
+    source = report.get("source")
+    return _safe(f"{SUITE_PREFIX}.{Path(str(source)).stem}" if source else SUITE_PREFIX)
+
+
+def _suite_name(classname: str, report: dict[str, Any]) -> str:
+    name = classname
+    shard = report.get("shard")
+    if isinstance(shard, dict) and "k" in shard and "n" in shard:
+        name += f" (shard {shard['k']}/{shard['n']})"
+    return _safe(name)
+
+
+def _chapter_case(classname: str, chapter: dict[str, Any]) -> ET.Element:
+    case = ET.Element(
+        "testcase",
+        {
+            "classname": classname,
+            "name": _safe(str(chapter.get("id"))),
+            "time": _seconds(chapter.get("duration_s")),
+        },
+    )
+    status = chapter.get("status")
+    if status == "failed":
+        case.append(_failure(chapter))
+    elif status != "ok":
+        ET.SubElement(case, "skipped", {"message": _skip_message(status)})
+    out = _system_out(chapter)
+    if out:
+        ET.SubElement(case, "system-out").text = out
+    return case
+
+
+def _failure(chapter: dict[str, Any]) -> ET.Element:
+    error = chapter.get("error") or {}
+    element = ET.Element("failure", _problem_attributes(error, "ApiError"))
+    element.text = _details(error, f"chapter {chapter.get('id')} failed")
+    return element
+
+
+def _run_error_case(classname: str, report: dict[str, Any]) -> ET.Element:
+    error = report["error"]
+    case = ET.Element("testcase", {"classname": classname, "name": RUN_CASE, "time": "0"})
+    element = ET.SubElement(case, "error", _problem_attributes(error, "FatalApiError"))
+    element.text = _details(error, f"the run stopped ({report.get('status')})")
+    return case
+
+
+def _problem_attributes(error: dict[str, Any], kind: str) -> dict[str, str]:
+    code = error.get("code")
+    return {
+        "message": _safe(f"code {code}: {error.get('message') or 'no message'}"),
+        "type": _safe(f"{kind} code {code}"),
+    }
+
+
+def _details(error: dict[str, Any], headline: str) -> str:
+    lines = [headline, f"code: {error.get('code')}", f"message: {error.get('message')}"]
+    if error.get("line") is not None:
+        lines.append(f"line: {error['line']}")
+    lines.append(f"logid: {error.get('logid') or '-'}")
+    return _safe("\n".join(lines))
+
+
+def _skip_message(status: object) -> str:
+    if status == "pending":
+        return "not synthesized: the run stopped before this chapter was finished"
+    return _safe(f"not synthesized (status {status})")
+
+
+def _system_out(chapter: dict[str, Any]) -> str:
+    lines = []
+    if chapter.get("output"):
+        lines.append(f"output: {chapter['output']}")
+    if chapter.get("duration_s") is not None:
+        lines.append(f"duration: {_seconds(chapter['duration_s'])} s")
+    lines.extend(f"subtitles: {s}" for s in chapter.get("subtitles") or [])
+    return _safe("\n".join(lines))
+
+
+def _properties(report: dict[str, Any]) -> ET.Element:
+    properties = ET.Element("properties")
+    values: dict[str, Any] = {"status": report.get("status")}
+    values.update(report.get("totals") or {})
+    for name, value in values.items():
+        ET.SubElement(properties, "property", {"name": name, "value": _safe(str(value))})
+    return properties
+
+
+def _counts(cases: list[ET.Element]) -> dict[str, str]:
+    def having(tag: str) -> int:
+        return sum(1 for case in cases if case.find(tag) is not None)
+
+    return {
+        "tests": str(len(cases)),
+        "failures": str(having("failure")),
+        "errors": str(having("error")),
+        "skipped": str(having("skipped")),
+    }
+
+
+def _seconds(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf:
+        return f"{value:.3f}"
+    return "0"
+
+
+def _timestamp(report: dict[str, Any]) -> str | None:
+    """The start as ISO 8601 UTC without a zone suffix: the JUnit schema's pattern has none."""
+    try:
+        moment = datetime.fromisoformat(str(report.get("started_at")))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _safe(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)

@@ -1,0 +1,229 @@
+"""merge-reports: the shard reports of a job joined into one report."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.junit import junit_xml
+from pipeline.merge import load_report, merge_reports, write_report_json
+from pipeline.report import ChapterError, ChapterReport, RunReport, Totals, write_report
+from pipeline.sharding import Shard, select_shard
+from pipeline.summary import markdown_summary
+
+START = datetime(2026, 11, 23, 3, 17, 0, tzinfo=UTC)
+IDS = [f"ch{i:02d}" for i in range(1, 8)]
+
+
+def _chapter(cid: str, status: str = "ok") -> ChapterReport:
+    if status == "failed":
+        return ChapterReport(cid, None, "failed", None, None, 1, 1,
+                             ChapterError(4000, "bad speed", "LOG-" + cid, "l1"))
+    if status == "pending":
+        return ChapterReport(cid, None, "pending", None, None, 1, 1)
+    return ChapterReport(cid, cid.upper(), "ok", f"{cid}.mp3", 1.5, 2, 2)
+
+
+def _report(
+    chapters: list[ChapterReport],
+    status: str = "ok",
+    *,
+    start_s: float = 0.0,
+    elapsed: float = 10.0,
+    error: ChapterError | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    started = START + timedelta(seconds=start_s)
+    return RunReport(
+        status=status,
+        started_at=started,
+        finished_at=started + timedelta(seconds=elapsed),
+        totals=Totals(
+            chapters=len(chapters), lines=2 * len(chapters), chunks=3 * len(chapters),
+            characters=100 * len(chapters), requests=3 * len(chapters), retries=1,
+            billed_characters=110 * len(chapters), audio_seconds=1.5 * len(chapters),
+        ),
+        chapters=chapters,
+        error=error,
+        extra=dict(extra),
+    ).to_json()
+
+
+def _shard_reports(n: int, failed: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    reports = []
+    for k in range(1, n + 1):
+        shard = Shard(k, n)
+        mine = [IDS[i] for i in select_shard(IDS, shard)]
+        chapters = [_chapter(c, "failed" if c in failed else "ok") for c in mine]
+        status = "partial" if any(c in failed for c in mine) else "ok"
+        reports.append(_report(chapters, status, start_s=k, elapsed=10.0 * k,
+                               shard=shard.to_json(), source="jobs/sample.yaml"))
+    return reports
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_shards_merge_back_into_job_order(n: int) -> None:
+    reports = _shard_reports(n)
+    merged = merge_reports(list(reversed(reports)))  # artifact download order is arbitrary
+    assert [c["id"] for c in merged["chapters"]] == IDS
+    assert merged["status"] == "ok"
+    assert merged["totals"]["chapters"] == len(IDS)
+    assert merged["totals"]["billed_characters"] == 110 * len(IDS)
+    assert merged["totals"]["retries"] == n
+    assert merged["totals"]["audio_seconds"] == pytest.approx(1.5 * len(IDS))
+    assert merged["source"] == "jobs/sample.yaml"
+    assert "shard" not in merged
+    assert merged["merged"] == {
+        "reports": n, "machine_s": 10.0 * n * (n + 1) / 2, "shards": n, "missing_shards": [],
+    }
+
+
+def test_times_parallel_elapsed_and_machine_time() -> None:
+    merged = merge_reports(_shard_reports(3))
+    assert merged["started_at"] == "2026-11-23T03:17:01Z"  # shard 1 started first
+    assert merged["finished_at"] == "2026-11-23T03:17:33Z"  # shard 3: 3 s + 30 s
+    assert merged["elapsed_s"] == 30.0  # the slowest shard, not the sum
+    assert merged["merged"]["machine_s"] == 60.0
+
+
+def test_failures_on_one_shard_make_the_job_partial() -> None:
+    merged = merge_reports(_shard_reports(3, failed=frozenset({"ch02"})))
+    assert merged["status"] == "partial"
+    failed = [c for c in merged["chapters"] if c["status"] == "failed"]
+    assert [c["id"] for c in failed] == ["ch02"]
+    assert failed[0]["error"]["logid"] == "LOG-ch02"
+
+
+def test_all_failed_is_failed_and_ok_plus_failed_is_partial() -> None:
+    a = _report([_chapter("a", "failed")], "failed")
+    b = _report([_chapter("b", "failed")], "failed")
+    c = _report([_chapter("c")], "ok")
+    assert merge_reports([a, b])["status"] == "failed"
+    assert merge_reports([a, c])["status"] == "partial"  # neither shard said "partial"
+    assert merge_reports([c])["status"] == "ok"
+
+
+@pytest.mark.parametrize("worst", ["aborted", "interrupted"])
+def test_a_stopped_shard_sets_the_status(worst: str) -> None:
+    stop = ChapterError(4100, "token refused", "LOGX", None) if worst == "aborted" else None
+    stopped = _report([_chapter("b", "pending")], worst, error=stop)
+    merged = merge_reports([_report([_chapter("a")]), stopped,
+                            _report([_chapter("c", "failed")], "failed")])
+    assert merged["status"] == worst
+    assert merged.get("error") == (None if stop is None else
+                                   {"code": 4100, "message": "token refused", "logid": "LOGX",
+                                    "line": None})
+
+
+def test_aborted_beats_interrupted() -> None:
+    merged = merge_reports([_report([_chapter("a")], "interrupted"),
+                            _report([_chapter("b")], "aborted")])
+    assert merged["status"] == "aborted"
+
+
+def test_a_missing_shard_is_reported_and_not_ok() -> None:
+    reports = _shard_reports(3)
+    merged = merge_reports([reports[0], reports[2]])
+    assert merged["merged"]["missing_shards"] == [2]
+    assert merged["status"] == "partial"
+    assert [c["id"] for c in merged["chapters"]] == ["ch01", "ch03", "ch04", "ch06", "ch07"]
+
+
+def test_duplicate_chapters_are_named() -> None:
+    a = _report([_chapter("ch01"), _chapter("ch02")])
+    b = _report([_chapter("ch02"), _chapter("ch03"), _chapter("ch01")])
+    with pytest.raises(ValueError, match="more than one report: ch01, ch02"):
+        merge_reports([a, b])
+
+
+def test_without_shard_fields_the_given_order_is_kept() -> None:
+    merged = merge_reports([_report([_chapter("z")]), _report([_chapter("a")])])
+    assert [c["id"] for c in merged["chapters"]] == ["z", "a"]
+    assert "shards" not in merged["merged"]
+
+
+@pytest.mark.parametrize(
+    ("shards", "message"),
+    [
+        ([{"k": 1, "n": 2}, {"k": 2, "n": 3}], "different numbers of shards"),
+        ([{"k": 1, "n": 2}, {"k": 1, "n": 2}], "shard given twice: 1/2"),
+        ([{"k": 1, "n": 2}, None], "some reports carry a shard"),
+        ([{"k": 3, "n": 2}, {"k": 1, "n": 2}], "shard number must be 1 to 2"),
+    ],
+)
+def test_shard_fields_that_do_not_fit_are_refused(
+    shards: list[dict[str, int] | None], message: str
+) -> None:
+    reports = []
+    for i, shard in enumerate(shards):
+        extra = {} if shard is None else {"shard": shard}
+        reports.append(_report([_chapter(f"c{i}")], **extra))
+    with pytest.raises(ValueError, match=message):
+        merge_reports(reports)
+
+
+def test_reports_of_two_jobs_are_refused_and_other_fields_kept_if_agreed() -> None:
+    a = _report([_chapter("a")], source="jobs/a.yaml")
+    b = _report([_chapter("b")], source="jobs/b.yaml")
+    with pytest.raises(ValueError, match="different jobs"):
+        merge_reports([a, b])
+    c = _report([_chapter("c")], budget={"characters": 100}, host="h1")
+    d = _report([_chapter("d")], budget={"characters": 100}, host="h2")
+    merged = merge_reports([c, d])
+    assert merged["budget"] == {"characters": 100}
+    assert "host" not in merged
+
+
+def test_no_reports_and_unknown_status_are_errors() -> None:
+    with pytest.raises(ValueError, match="no reports"):
+        merge_reports([])
+    weird = _report([_chapter("a")])
+    weird["status"] = "exploded"
+    with pytest.raises(ValueError, match="unknown report status 'exploded'"):
+        merge_reports([weird])
+
+
+def test_a_merged_report_feeds_junit_and_summary() -> None:
+    merged = merge_reports(_shard_reports(3, failed=frozenset({"ch05"})))
+    document = junit_xml(merged)
+    assert document.count("<testcase ") == len(IDS)
+    assert 'failures="1"' in document
+    summary = markdown_summary(merged)
+    assert "3 reports merged" in summary and "**ch05**" in summary
+
+
+def test_load_report_round_trip(tmp_path: Path) -> None:
+    run = RunReport("ok", START, START + timedelta(seconds=1), Totals(), [_chapter("a")])
+    path = write_report(tmp_path, run)
+    assert load_report(path) == json.loads(path.read_text(encoding="utf-8"))
+    merged_path = tmp_path / "merged" / "report.json"
+    write_report_json(merged_path, merge_reports([load_report(path)]))
+    assert load_report(merged_path)["chapters"][0]["id"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"status": "ok",', r"bad\.json:1: not valid JSON"),
+        ("[1, 2]", "the top level is not an object"),
+        ('{"status": "meh", "totals": {}, "chapters": []}', "status must be one of"),
+        ('{"status": "ok", "chapters": []}', "no totals"),
+        ('{"status": "ok", "totals": {}, "chapters": [{"title": "x"}]}', "a chapter has no id"),
+        ('{"status": "ok", "totals": {}, "chapters": []}', "no started_at"),
+    ],
+)
+def test_load_report_explains_bad_files(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_report(path)
+
+
+def test_load_report_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the report"):
+        load_report(tmp_path / "nope.json")
