@@ -1,0 +1,71 @@
+"""assemble_chapter: the parts of one chapter to one file, plus its subtitles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import BinaryIO
+
+from pipeline.audio.join import join_mp3, join_opus, join_pcm, join_wav
+from pipeline.audio.model import (
+    OUTPUT_FORMATS,
+    SUBTITLE_FORMATS,
+    AudioError,
+    ChapterAudio,
+    ChapterSpec,
+    is_lossless_join,
+    normalized_output_format,
+)
+from pipeline.audio.process import process_chapter
+from pipeline.audio.subtitles import RENDERERS
+from pipeline.audio.timeline import Timeline
+from pipeline.fileio import atomic_path, atomic_write_text
+from pipeline.speech import FORMATS
+
+_JOINERS: dict[str, Callable[[ChapterSpec, BinaryIO], Timeline]] = {
+    "pcm": join_pcm,
+    "wav": join_wav,
+    "mp3": join_mp3,
+    "ogg_opus": join_opus,
+}
+_WRITE_BUFFER = 1 << 20
+
+
+def _check_spec(spec: ChapterSpec) -> str:
+    if not spec.parts:
+        raise AudioError(f"{spec.out_path.name}: a chapter needs at least one part")
+    if spec.response_format not in FORMATS:
+        raise AudioError(f"unknown response format {spec.response_format!r}")
+    fmt = normalized_output_format(spec.response_format, spec.output_format)
+    if fmt not in OUTPUT_FORMATS:
+        raise AudioError(f"unknown output format {spec.output_format!r}")
+    for kind in spec.subtitles:
+        if kind not in SUBTITLE_FORMATS:
+            raise AudioError(f"unknown subtitle format {kind!r}")
+    return fmt
+
+
+def _metadata(spec: ChapterSpec) -> dict[str, str]:
+    found = (("title", spec.title), ("album", spec.album), ("track", spec.track))
+    return {key: str(value) for key, value in found if value is not None and value != ""}
+
+
+def assemble_chapter(spec: ChapterSpec) -> ChapterAudio:
+    """Join ``spec.parts`` into ``spec.out_path`` and write its subtitles; blocking.
+
+    Lossless join when the chapter keeps the API's format and no loudness target is set,
+    else decode, normalise and encode once. Every file appears whole or not at all.
+    """
+    fmt = _check_spec(spec)
+    with atomic_path(spec.out_path) as tmp:
+        if is_lossless_join(spec):
+            with open(tmp, "wb", buffering=_WRITE_BUFFER) as out:
+                timeline = _JOINERS[spec.response_format](spec, out)
+        else:
+            timeline = process_chapter(spec, fmt, tmp, _metadata(spec))
+    cues = tuple(timeline.cues)
+    written = []
+    for kind in spec.subtitles:
+        path = spec.out_path.with_suffix(f".{kind}")
+        atomic_write_text(path, RENDERERS[kind](cues))
+        written.append(path)
+    return ChapterAudio(spec.out_path, timeline.duration_s, cues, tuple(written))
