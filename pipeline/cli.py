@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,20 +21,41 @@ from urllib.parse import urlsplit
 import anyio
 
 from pipeline import __version__
+from pipeline.cache import ChunkCache
 from pipeline.client import ClientConfig, SpeechClient
 from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, fatal_advice
+from pipeline.junit import write_junit
 from pipeline.limits import RateLimit
 from pipeline.localserver import ServerConfig, running_server, serve_forever
-from pipeline.manifest import Chapter, Job, Line, OutputSettings, Overrides, RunSettings, load_job
-from pipeline.manifest import split_paragraphs
+from pipeline.manifest import (
+    Chapter,
+    Job,
+    Line,
+    OutputSettings,
+    Overrides,
+    RunSettings,
+    load_job,
+    split_paragraphs,
+)
+from pipeline.merge import load_report, merge_reports, write_report_json
 from pipeline.planning import Plan, plan_job
 from pipeline.progress import PROGRESS_MODES, make_progress
-from pipeline.report import RunReport
-from pipeline.runner import OutputOptions, RetryPolicy, RunConfig, Runner
+from pipeline.report import EXIT_CODES, RunReport
+from pipeline.runner import (
+    CacheLookup,
+    OutputOptions,
+    RetryPolicy,
+    RunConfig,
+    Runner,
+    lookup_cache,
+)
+from pipeline.sharding import SHARD_HELP, Shard, parse_shard, select_shard
 from pipeline.speech import FORMATS, MAX_INPUT_BYTES, SAMPLE_RATES, SpeechParams
+from pipeline.summary import append_summary, markdown_summary
 
 TOKEN_VARIABLE = "COZE_API_TOKEN"
 BASE_VARIABLE = "COZE_API_BASE"
+SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
 DEFAULT_BASE_URL = "https://api.coze.cn"
 DEFAULT_QPS = 5.0
 DEFAULT_CONCURRENCY = 4
@@ -60,10 +81,20 @@ class UsageError(Exception):
 class Environment:
     token: str | None
     base_url: str | None
+    step_summary: Path | None = None
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> Environment:
-        return cls(environ.get(TOKEN_VARIABLE) or None, environ.get(BASE_VARIABLE) or None)
+        summary = environ.get(SUMMARY_VARIABLE)
+        return cls(
+            environ.get(TOKEN_VARIABLE) or None,
+            environ.get(BASE_VARIABLE) or None,
+            Path(summary) if summary else None,
+        )
+
+    def __repr__(self) -> str:
+        token = "set" if self.token else "unset"
+        return f"Environment(token={token}, base_url={self.base_url!r})"
 
 
 @dataclass(frozen=True)
@@ -105,6 +136,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
     return value
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def _chunk_bytes(text: str) -> int:
@@ -159,13 +197,28 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--out", type=Path, help="output directory (job's output.dir, "
-                   "else out/<SOURCE stem>)")
     p.add_argument("--concurrency", type=_positive_int, help="at most N requests in flight (4)")
     p.add_argument(
         "--retries", type=_non_negative_int, help="attempts after the first, per chunk (6)"
     )
     p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
+    _add_cache_options(p)
+    p.add_argument("--junit", type=Path, metavar="FILE",
+                   help="also write a JUnit XML report, one test case per chapter")
+    p.add_argument("--summary", action="store_true",
+                   help=f"print a Markdown summary of the run (also appended to "
+                   f"${SUMMARY_VARIABLE} when that is set)")
+    p.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
+    p.add_argument(
+        "--budget-characters", type=_non_negative_int, metavar="N",
+        help="refuse to start (exit 2) when the characters to bill after cache hits exceed N, "
+        "and never send a request that would cross N during the run",
+    )
+
+
+def _add_cache_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--out", type=Path, help="output directory (job's output.dir, "
+                   "else out/<SOURCE stem>)")
     p.add_argument("--cache-dir", type=Path, help="chunk cache (default <out>/.cache)")
 
 
@@ -188,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("source", type=Path, metavar="SOURCE")
     plan.add_argument("--json", action="store_true", help="the plan with every chunk's text")
     _add_job_options(plan)
+    _add_cache_options(plan)
+    plan.add_argument("--shard", type=_shard, metavar="K/N", help="plan only shard K of N")
+    _add_backend_options(plan)
 
     validate = sub.add_parser("validate", help="check SOURCE and every file it names")
     validate.add_argument("source", type=Path, metavar="SOURCE")
@@ -213,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     voices = sub.add_parser("voices", help="the voice list of the configured host")
     voices.add_argument("--json", action="store_true")
     _add_backend_options(voices)
+
+    merge = sub.add_parser("merge-reports", help="join the report.json files of shards")
+    merge.add_argument("reports", type=Path, nargs="+", metavar="REPORT")
+    merge.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",
+                       help="the merged report.json")
+    merge.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
+    merge.add_argument("--summary", action="store_true", help="print a Markdown summary")
 
     serve = sub.add_parser("serve-local", help="the Coze-compatible local server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -240,7 +303,13 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     )
 
 
-def _backend(args: argparse.Namespace, env: Environment, settings: RunSettings | None) -> Backend:
+def _backend(
+    args: argparse.Namespace,
+    env: Environment,
+    settings: RunSettings | None,
+    *,
+    require_token: bool = True,
+) -> Backend:
     local = bool(args.local) or (settings is not None and settings.backend == "local")
     if local:
         return Backend(local=True, base_url="", token="local", engine=args.engine)
@@ -248,12 +317,12 @@ def _backend(args: argparse.Namespace, env: Environment, settings: RunSettings |
     base = (base or DEFAULT_BASE_URL).rstrip("/")
     if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
         raise UsageError(f"--base-url {base!r} is not an http(s) URL")
-    if not env.token:
+    if not env.token and require_token:
         raise UsageError(
             f"no API token: set {TOKEN_VARIABLE} to a Coze access token with the createSpeech "
             "permission, or pass --local to use the embedded local server"
         )
-    return Backend(local=False, base_url=base, token=env.token)
+    return Backend(local=False, base_url=base, token=env.token or "")
 
 
 @contextlib.asynccontextmanager
@@ -272,10 +341,12 @@ async def open_client(backend: Backend, read_timeout: float) -> AsyncIterator[Sp
 
 def _out_dir(args: argparse.Namespace, job: Job) -> Path:
     if args.out is not None:
-        return Path(args.out)
-    if job.output.dir is not None:
-        return job.output.dir
-    return Path("out") / args.source.stem
+        chosen = Path(args.out)
+    elif job.output.dir is not None:
+        chosen = job.output.dir
+    else:
+        chosen = Path("out") / args.source.stem
+    return Path(os.path.normpath(chosen))
 
 
 def _first(*values: Any) -> Any:
@@ -286,15 +357,20 @@ def _run_config(args: argparse.Namespace, job: Job, backend: Backend) -> RunConf
     run = job.run
     out_dir = _out_dir(args, job)
     qps = float(_first(args.qps, run.qps, DEFAULT_QPS))
+    extra: dict[str, object] = {"source": str(args.source)}
+    if args.shard is not None:
+        extra["shard"] = args.shard.to_json()
     return RunConfig(
         out_dir=out_dir,
-        cache_dir=args.cache_dir or out_dir / ".cache",
+        cache_dir=_cache_dir(args, job),
         host_id=backend.host_id,
         rate=RateLimit(qps=qps),
         concurrency=int(_first(args.concurrency, run.concurrency, DEFAULT_CONCURRENCY)),
         retry=RetryPolicy(retries=int(_first(args.retries, run.retries, DEFAULT_RETRIES))),
         output=_output_options(job.output, job),
         handle_signals=True,
+        budget_characters=args.budget_characters,
+        report_extra=tuple(extra.items()),
     )
 
 
@@ -331,18 +407,19 @@ def cmd_validate(args: argparse.Namespace, env: Environment) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
-    del env
-    job = load_job(args.source, _overrides(args))
+    job = _select_shard(load_job(args.source, _overrides(args)), args.shard)
     plan = _plan(args, job)
     qps = float(_first(args.qps, job.run.qps, DEFAULT_QPS))
+    backend = _backend(args, env, job.run, require_token=False)
+    found = lookup_cache(plan, ChunkCache(_cache_dir(args, job)), backend.host_id)
     if args.json:
-        print(json.dumps(plan_json(plan, qps), ensure_ascii=False, indent=2))
+        print(json.dumps(plan_json(plan, qps, found), ensure_ascii=False, indent=2))
     else:
-        print_plan(plan, qps)
+        print_plan(plan, qps, found)
     return 0
 
 
-def plan_json(plan: Plan, qps: float) -> dict[str, Any]:
+def plan_json(plan: Plan, qps: float, found: CacheLookup) -> dict[str, Any]:
     chapters = []
     for cp in plan.chapters:
         chapters.append(
@@ -375,41 +452,90 @@ def plan_json(plan: Plan, qps: float) -> dict[str, Any]:
             "chunks": plan.chunk_count,
             "characters": plan.characters,
             "bytes": plan.utf8_bytes,
-            "requests": plan.chunk_count,
-            "min_seconds": round(plan.chunk_count / qps, 3),
+            "requests": plan.chunk_count - found.hits,
+            "cache_hits": found.hits,
+            "billable_characters": found.billable_characters,
+            "min_seconds": round((plan.chunk_count - found.hits) / qps, 3),
         },
         "chapters": chapters,
     }
 
 
-def print_plan(plan: Plan, qps: float) -> None:
+def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
     for cp in plan.chapters:
         chars = sum(c.characters for c in cp.chunks)
         print(
             f"{cp.chapter.id}: {len(cp.chapter.lines)} lines, {len(cp.chunks)} chunks, "
             f"{chars} characters, {cp.response_format} {cp.sample_rate} Hz"
         )
+    requests = plan.chunk_count - found.hits
     print(
         f"total: {len(plan.chapters)} chapters, {plan.lines} lines, {plan.chunk_count} chunks, "
-        f"{plan.characters} characters, {plan.utf8_bytes} UTF-8 bytes, "
-        f"{plan.chunk_count} requests; at least {plan.chunk_count / qps:.1f} s at {qps:g} "
-        "requests/s"
+        f"{plan.characters} characters, {plan.utf8_bytes} UTF-8 bytes"
+    )
+    print(
+        f"to send: {requests} requests ({found.hits} chunks already in the cache), "
+        f"{found.billable_characters} characters to bill; at least {requests / qps:.1f} s at "
+        f"{qps:g} requests/s"
     )
 
 
+def _select_shard(job: Job, shard: Shard | None) -> Job:
+    if shard is None:
+        return job
+    chosen = select_shard([c.id for c in job.chapters], shard)
+    return replace(job, chapters=tuple(job.chapters[i] for i in chosen))
+
+
+def _cache_dir(args: argparse.Namespace, job: Job) -> Path:
+    return Path(args.cache_dir) if args.cache_dir else _out_dir(args, job) / ".cache"
+
+
 def cmd_run(args: argparse.Namespace, env: Environment) -> int:
-    job = load_job(args.source, _overrides(args))
+    job = _select_shard(load_job(args.source, _overrides(args)), args.shard)
     backend = _backend(args, env, job.run)
     plan = _plan(args, job)
     config = _run_config(args, job, backend)
+    found = lookup_cache(plan, ChunkCache(config.cache_dir), backend.host_id)
+    budget = args.budget_characters
+    if budget is not None and found.billable_characters > budget:
+        raise UsageError(
+            f"this run would bill {found.billable_characters} characters "
+            f"({plan.chunk_count - found.hits} chunks not in the cache), over "
+            f"--budget-characters {budget}; nothing was sent"
+        )
     progress = make_progress(args.progress, stderr_is_tty=sys.stderr.isatty())
 
     async def go() -> RunReport:
         async with open_client(backend, args.timeout) as client:
-            return await Runner(plan, config, client, progress).run()
+            return await Runner(plan, config, client, progress, lookup=found).run()
 
     report = anyio.run(go)
+    _write_ci_reports(args, env, report.to_json())
     return _finish_run(report, config.out_dir, backend)
+
+
+def _write_ci_reports(args: argparse.Namespace, env: Environment, data: dict[str, Any]) -> None:
+    if args.junit is not None:
+        write_junit(args.junit, data)
+    if args.summary or env.step_summary is not None:
+        text = markdown_summary(data)
+        if args.summary:
+            print(text)
+        if env.step_summary is not None:
+            append_summary(env.step_summary, text)
+
+
+def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
+    try:
+        merged = merge_reports([load_report(p) for p in args.reports])
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    write_report_json(args.out, merged)
+    _write_ci_reports(args, env, merged)
+    print(f"{merged['status']}: merged {len(args.reports)} reports into {args.out}",
+          file=sys.stderr)
+    return EXIT_CODES.get(str(merged["status"]), 1)
 
 
 def _finish_run(report: RunReport, out_dir: Path, backend: Backend) -> int:
@@ -570,6 +696,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "say": cmd_say,
     "voices": cmd_voices,
+    "merge-reports": cmd_merge_reports,
     "serve-local": cmd_serve_local,
 }
 

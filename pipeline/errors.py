@@ -32,6 +32,7 @@ CODE_NETWORK = -1  # connection refused/reset, DNS, TLS
 CODE_TIMEOUT = -2  # connect or read timeout, stalled body
 CODE_SHORT_BODY = -3  # fewer bytes than Content-Length, connection dropped mid-body
 CODE_BAD_AUDIO = -4  # answered as audio, but it does not decode or is not what was asked
+CODE_BUDGET = -6  # the next request would cross --budget-characters
 
 
 class PipelineError(Exception):
@@ -150,6 +151,10 @@ class FatalApiError(ApiError):
     """Nothing more can succeed in this run (token refused, balance, daily limit)."""
 
 
+class BudgetExhausted(FatalApiError):
+    """The next request would cross the run's character budget: stop like a fatal answer."""
+
+
 def error_class(code: int, http_status: int | None) -> type[ApiError]:
     """The class for an API error answer, from its Coze code and HTTP status.
 
@@ -188,6 +193,11 @@ def fatal_advice(error: ApiError, token_variable: str = "COZE_API_TOKEN") -> str
         return (
             f"The account behind {token_variable} has an insufficient balance on {host} "
             f"(code {error.code}): top it up, then run the same command again to resume."
+        )
+    if error.code == CODE_BUDGET:
+        return (
+            f"{error.message}. Nothing more was sent; finished chunks are kept: raise "
+            "--budget-characters or run the same command again to resume."
         )
     if error.code == DAILY_LIMIT_CODE:
         return (

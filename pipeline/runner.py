@@ -15,6 +15,7 @@ The only module that knows all the others. Shape of a run:
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Awaitable
@@ -37,18 +38,20 @@ from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book, chec
 from pipeline.cache import ChunkCache, OutputLock
 from pipeline.client import Synthesis
 from pipeline.errors import (
+    CODE_BUDGET,
     CODE_TIMEOUT,
     ApiError,
+    BudgetExhausted,
     FatalApiError,
     PipelineError,
     RateLimited,
-    RequestRejected,
     TransientApiError,
 )
 from pipeline.limits import AdaptiveRateLimiter, RateLimit
 from pipeline.planning import ChapterPlan, Chunk, Plan
 from pipeline.progress import ChapterEvent, NullProgress, Progress
 from pipeline.report import (
+    REPORT_NAME,
     ChapterError,
     ChapterReport,
     RunReport,
@@ -100,6 +103,37 @@ class RunConfig:
     interrupt_grace_s: float = 5.0
     handle_signals: bool = False
     write_report: bool = True
+    budget_characters: int | None = None  # never send a request that would cross it
+    report_extra: tuple[tuple[str, object], ...] = ()  # added to report.json as they are
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """Which chunks of a plan the cache already holds, and what the rest would cost."""
+
+    keys: tuple[tuple[str, ...], ...]  # per chapter, per chunk
+    paths: tuple[tuple[Path | None, ...], ...]
+    billable_characters: int  # characters of the chunks not in the cache
+
+    @property
+    def hits(self) -> int:
+        return sum(p is not None for chapter in self.paths for p in chapter)
+
+
+def lookup_cache(plan: Plan, cache: ChunkCache, host_id: str) -> CacheLookup:
+    """Look every chunk of ``plan`` up in ``cache``: blocking file I/O, run it in a thread."""
+    keys: list[tuple[str, ...]] = []
+    paths: list[tuple[Path | None, ...]] = []
+    billable = 0
+    for chapter in plan.chapters:
+        chapter_keys = tuple(cache.key(c.request().body(), host_id) for c in chapter.chunks)
+        chapter_paths = tuple(cache.get(k) for k in chapter_keys)
+        billable += sum(
+            c.characters for c, p in zip(chapter.chunks, chapter_paths, strict=True) if p is None
+        )
+        keys.append(chapter_keys)
+        paths.append(chapter_paths)
+    return CacheLookup(tuple(keys), tuple(paths), billable)
 
 
 @dataclass(frozen=True)
@@ -135,8 +169,11 @@ class Runner:
         config: RunConfig,
         backend: SpeechBackend,
         progress: Progress | None = None,
+        *,
+        lookup: CacheLookup | None = None,
     ) -> None:
         self._plan = plan
+        self._lookup = lookup  # a lookup made by the caller (for the budget) is not redone
         self._config = config
         self._backend = backend
         self._progress = progress or NullProgress()
@@ -158,6 +195,8 @@ class Runner:
         self._interrupted = False
         self._work_scope: anyio.CancelScope | None = None
         self._book: str | None = None
+        self._reserved = 0  # characters of the requests in flight, for the budget
+        self._previous_outputs: dict[str, str] = {}
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -167,6 +206,7 @@ class Runner:
         started = utc_now()
         self._config.out_dir.mkdir(parents=True, exist_ok=True)
         with OutputLock(self._config.out_dir):
+            self._previous_outputs = read_previous_outputs(self._config.out_dir)
             try:
                 await self._run_guarded()
             finally:
@@ -183,7 +223,8 @@ class Runner:
             cached=self._totals.cache_hits,
         )
         async with anyio.create_task_group() as outer:
-            if self._config.handle_signals and threading.current_thread() is threading.main_thread():
+            in_main_thread = threading.current_thread() is threading.main_thread()
+            if self._config.handle_signals and in_main_thread:
                 outer.start_soon(self._watch_signals)
             try:
                 await self._work(todo)
@@ -193,11 +234,10 @@ class Runner:
             await self._build_book()
 
     def _lookup_cache(self) -> list[_Item]:
+        found = self._lookup or lookup_cache(self._plan, self._cache, self._config.host_id)
         todo: list[_Item] = []
         for ci, state in enumerate(self._states):
-            for k, chunk in enumerate(state.plan.chunks):
-                key = self._cache.key(chunk.request().body(), self._config.host_id)
-                path = self._cache.get(key)
+            for k, (key, path) in enumerate(zip(found.keys[ci], found.paths[ci], strict=True)):
                 if path is None:
                     todo.append(_Item(ci, k, key))
                 else:
@@ -205,6 +245,24 @@ class Runner:
                     state.remaining -= 1
                     self._totals.cache_hits += 1
         return todo
+
+    def _reserve_budget(self, chunk: Chunk) -> None:
+        """Refuse a request that could take the billed characters over the budget.
+
+        Requests in flight are counted as if they will be billed, so that concurrent
+        requests cannot cross the budget together.
+        """
+        budget = self._config.budget_characters
+        if budget is None:
+            return
+        committed = self._totals.billed_characters + self._reserved
+        if committed + chunk.characters > budget:
+            raise BudgetExhausted(
+                CODE_BUDGET,
+                f"the character budget of {budget} would be crossed: {committed} billed or "
+                f"in flight, and the next chunk has {chunk.characters}",
+            )
+        self._reserved += chunk.characters
 
     async def _work(self, todo: list[_Item]) -> None:
         workers = max(2, 2 * self._config.concurrency)
@@ -316,10 +374,13 @@ class Runner:
             ticket = await self._limiter.acquire()
             if self._stopping:
                 raise _Stopped
+            self._reserve_budget(chunk)
             self._totals.requests += 1
             try:
                 with anyio.fail_after(self._config.attempt_timeout_s):
                     answer = await self._backend.synthesize(request)
+                # The server answered with audio: that call is billed, whatever it is worth.
+                self._totals.billed_characters += chunk.characters
             except TimeoutError as e:
                 raise TransientApiError(
                     CODE_TIMEOUT, f"no answer within {self._config.attempt_timeout_s:g} s"
@@ -327,9 +388,10 @@ class Runner:
             except RateLimited as e:
                 self._limiter.on_rate_limited(e.retry_after, ticket=ticket)
                 raise
+            finally:
+                if self._config.budget_characters is not None:
+                    self._reserved -= chunk.characters
         self._limiter.on_success()
-        # The server answered with audio: that call is billed, whatever the audio is worth.
-        self._totals.billed_characters += chunk.characters
         params = chunk.params
         ext = FILE_EXTENSIONS[params.format]
 
@@ -375,13 +437,12 @@ class Runner:
                     pause_after_ms=chunk.pause_after_ms,
                 )
             )
-        ext = output_extension(plan.response_format, out.format)
         track = next(i for i, s in enumerate(self._states) if s is state) + 1
         return ChapterSpec(
             parts=tuple(parts),
             response_format=plan.response_format,
             sample_rate=plan.sample_rate,
-            out_path=self._config.out_dir / f"{chapter.id}.{ext}",
+            out_path=self._config.out_dir / self._output_name(plan),
             output_format=out.format,
             loudness_lufs=out.loudness_lufs,
             title=chapter.title or chapter.id,
@@ -406,7 +467,13 @@ class Runner:
         path = self._config.out_dir / name
         try:
             await anyio.to_thread.run_sync(
-                lambda: build_book(chapters, path, title=out.album, artist=out.artist)
+                lambda: build_book(
+                    chapters,
+                    path,
+                    title=out.album,
+                    artist=out.artist,
+                    pcm_sample_rate=self._states[0].plan.sample_rate,
+                )
             )
         except (PipelineError, OSError) as e:
             self._progress.message(f"{name} not written: {e}")
@@ -443,9 +510,30 @@ class Runner:
             chapters=chapters,
             error=None if fatal is None else _error_of(fatal, None),
             book=self._book,
+            extra=dict(self._config.report_extra),
         )
+        stale = self._stale_outputs()
+        if stale:
+            report.extra["stale_outputs"] = stale
+            self._progress.message(
+                "not in this job, left from an earlier run of a changed manifest (delete them if "
+                f"they are not wanted): {', '.join(stale)}"
+            )
         self._progress.finish(status=status, elapsed_s=report.elapsed_s)
         return report
+
+    def _stale_outputs(self) -> list[str]:
+        # A chapter that was removed, renamed or changed format leaves its old file behind.
+        current = {self._output_name(s.plan) for s in self._states}
+        return sorted(
+            output
+            for output in self._previous_outputs.values()
+            if output not in current and (self._config.out_dir / output).is_file()
+        )
+
+    def _output_name(self, plan: ChapterPlan) -> str:
+        ext = output_extension(plan.response_format, self._config.output.format)
+        return f"{plan.chapter.id}.{ext}"
 
     def _chapter_report(self, state: _ChapterState) -> ChapterReport:
         chapter = state.plan.chapter
@@ -476,6 +564,24 @@ class Runner:
         if ok == len(chapters):
             return "ok"
         return "failed" if ok == 0 else "partial"
+
+
+def read_previous_outputs(out_dir: Path) -> dict[str, str]:
+    """Chapter id -> output file name, from the report.json of an earlier run, if any.
+
+    A report that cannot be read is no reason to stop a run: it only means no stale
+    outputs can be named.
+    """
+    try:
+        data = json.loads((out_dir / REPORT_NAME).read_text(encoding="utf-8"))
+        chapters = data["chapters"]
+        return {
+            str(c["id"]): str(c["output"])
+            for c in chapters
+            if isinstance(c, dict) and c.get("output") and "/" not in str(c["output"])
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 async def _first_of(*waitables: Awaitable[object]) -> None:
@@ -511,12 +617,14 @@ async def run_plan(
 
 __all__ = [
     "CODE_ASSEMBLY",
+    "CacheLookup",
     "DEFAULT_RETRY_POLICY",
     "OutputOptions",
     "RetryPolicy",
     "RunConfig",
     "Runner",
     "SpeechBackend",
+    "lookup_cache",
     "output_extension",
     "run_plan",
 ]
