@@ -6,6 +6,7 @@ fixture serves sync tests (cozepy, subprocesses) and ``@pytest.mark.anyio`` test
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
@@ -15,6 +16,16 @@ from typing import Any
 import pytest
 
 from pipeline.localserver import LocalServer, ServerConfig, serve_in_thread
+
+# cozepy imports authlib.jose, which warns about its own deprecation and installs an "always"
+# filter for that warning at the front of the filter list, where no pytest setting can reach
+# it. Importing it once here, with the filters restored afterwards, keeps the suite's output
+# free of a warning that is not ours; the module is cached, so later imports are silent.
+with warnings.catch_warnings():
+    import authlib.deprecate  # noqa: F401  (installs that "always" filter, dropped on exit)
+
+    warnings.simplefilter("ignore")  # now in front of it
+    import cozepy  # noqa: F401
 
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
