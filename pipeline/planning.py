@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pipeline.chunking import split_text
+from pipeline.errors import ManifestError, Problem
 from pipeline.manifest import Chapter, Job
 from pipeline.speech import MAX_INPUT_BYTES, SpeechParams, SpeechRequest
 
@@ -77,9 +78,15 @@ class Plan:
 
 
 def plan_chapter(chapter: Chapter, max_chunk_bytes: int = MAX_INPUT_BYTES) -> ChapterPlan:
+    """Cut every line of ``chapter``; a line that cannot be cut is a ManifestError at its line."""
     chunks: list[Chunk] = []
+    problems: list[Problem] = []
     for line_index, line in enumerate(chapter.lines):
-        pieces = split_text(line.text, max_chunk_bytes)
+        try:
+            pieces = split_text(line.text, max_chunk_bytes)
+        except ValueError as e:
+            problems.append(Problem(line.file, line.lineno, f"line {line.id}: {e}"))
+            continue
         for index, text in enumerate(pieces):
             last = index == len(pieces) - 1
             chunks.append(
@@ -94,10 +101,21 @@ def plan_chapter(chapter: Chapter, max_chunk_bytes: int = MAX_INPUT_BYTES) -> Ch
                     pause_after_ms=line.pause_ms if last else 0,
                 )
             )
+    if problems:
+        raise ManifestError(problems)
     return ChapterPlan(chapter, tuple(chunks))
 
 
 def plan_job(job: Job, max_chunk_bytes: int = MAX_INPUT_BYTES) -> Plan:
     if not 1 <= max_chunk_bytes <= MAX_INPUT_BYTES:
         raise ValueError(f"max_chunk_bytes must be 1 to {MAX_INPUT_BYTES}, not {max_chunk_bytes}")
-    return Plan(job, tuple(plan_chapter(c, max_chunk_bytes) for c in job.chapters), max_chunk_bytes)
+    chapters: list[ChapterPlan] = []
+    problems: list[Problem] = []
+    for chapter in job.chapters:
+        try:
+            chapters.append(plan_chapter(chapter, max_chunk_bytes))
+        except ManifestError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise ManifestError(problems)
+    return Plan(job, tuple(chapters), max_chunk_bytes)

@@ -1,0 +1,1 @@
+"""Benchmarks and comparisons; not part of the installed package."""
