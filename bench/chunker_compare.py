@@ -29,13 +29,11 @@ from pathlib import Path
 import regex
 
 from pipeline.chunking import split_text
+from pipeline.manifest import split_paragraphs
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 LANGUAGES = {"zh": ("sanguo", "xiyouji"), "en": ("holmes", "alice"), "ja": ("wagahai",)}
 
-_CJK = regex.compile(
-    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Bopomofo}\u3000-\u303f\uff00-\uffef]"
-)
 _CLOSERS = "」』”’）)\"'_】》〉"
 # The judge: a chunk ends a sentence when it ends with a stop and its closing marks and the
 # next chunk does not go on in lower case; abbreviations and single initials never do.
@@ -65,28 +63,6 @@ class Tally:
     seconds: float = 0.0
     megabytes: float = 0.0
     samples: list[str] = field(default_factory=list)
-
-
-def paragraphs(text: str) -> list[str]:
-    """The manifest's rule: blank-line blocks, a hard-wrapped line joined with a space (none
-    next to CJK); a text with no blank line between two filled lines: one per line."""
-    lines = text.split("\n")
-    filled = [i for i, line in enumerate(lines) if line.strip()]
-    if filled and filled[-1] - filled[0] + 1 == len(filled):
-        return [lines[i].strip() for i in filled]
-    out = []
-    for block in regex.split(r"\n[^\S\n]*\n", text):
-        parts: list[str] = []
-        for line in block.split("\n"):
-            piece = line.strip()
-            if not piece:
-                continue
-            if parts and not (_CJK.match(parts[-1][-1]) or _CJK.match(piece[0])):
-                parts.append(" ")
-            parts.append(piece)
-        if parts:
-            out.append("".join(parts))
-    return out
 
 
 def pack_sentences(paragraph: str, sentences: Iterable[str], cap: int) -> list[str]:
@@ -180,7 +156,7 @@ def run(cap: int, repeat: int, seed: int) -> dict[tuple[str, str], Tally]:
             p
             for prefix in prefixes
             for path in sorted(CORPUS.glob(f"{prefix}_*.txt"))
-            for p in paragraphs(path.read_text(encoding="utf-8"))
+            for p in split_paragraphs(path.read_text(encoding="utf-8"))
         ]
         size = sum(len(t.encode()) for t in texts) / 1e6
         for name, make in CONTENDERS.items():
@@ -229,7 +205,7 @@ def throughput(megabytes: float) -> str:
             p
             for prefix in prefixes
             for path in sorted(CORPUS.glob(f"{prefix}_*.txt"))
-            for p in paragraphs(path.read_text(encoding="utf-8"))
+            for p in split_paragraphs(path.read_text(encoding="utf-8"))
         ]
         size = sum(len(t.encode()) for t in texts)
         texts = texts * max(1, round(megabytes * 1e6 / size))

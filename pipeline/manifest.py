@@ -35,20 +35,12 @@ from pipeline.speech import (
     DEFAULT_FORMAT,
     DEFAULT_SAMPLE_RATE,
     MAX_INPUT_BYTES,
+    SPEECH_FIELDS,
     SpeechParams,
     check_field,
 )
 
-SPEECH_KEYS = (
-    "voice_id",
-    "emotion",
-    "emotion_scale",
-    "response_format",
-    "speed",
-    "sample_rate",
-    "loudness_rate",
-    "context_texts",
-)
+SPEECH_KEYS = tuple(f for f in SPEECH_FIELDS if f != "input")  # the text has its own keys
 LAYER_KEYS = (*SPEECH_KEYS, "pause_ms")
 TOP_KEYS = ("manifest", "defaults", "chapters", "output", "run")
 JOB_ONLY_KEYS = ("manifest", "output", "run")

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.chunking import MIN_MAX_BYTES, split_text
+from pipeline.manifest import split_paragraphs
 from pipeline.speech import MAX_INPUT_BYTES
 
 # --------------------------------------------------------------------------- helpers
@@ -365,9 +366,6 @@ def test_one_megabyte_line_is_linear() -> None:
 
 _CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 _CORPUS_FILES = sorted(p.name for p in _CORPUS.glob("*.txt"))
-_CJK_CHAR = regex.compile(
-    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Bopomofo}\u3000-\u303f\uff00-\uffef]"
-)
 # The judge's own, simpler rule: a CJK stop, or an ASCII one that is no abbreviation's and is
 # followed by whitespace and no lower-case word or "(" (a dialogue tag, an aside); then the
 # closing marks.
@@ -377,27 +375,6 @@ _SENTENCE_END = regex.compile(
 )
 _ENDS_AT_SENTENCE = regex.compile(r"[。！？.!?…][」』”’）)\"'_]*$")
 _ABBREVIATION_END = regex.compile(r"(?:^|\W)(?:Mr|Mrs|Ms|Dr|St|e\.g|i\.e|U\.S|[A-Z])\.$")
-
-
-def _paragraphs(text: str) -> list[str]:
-    """The manifest's paragraph rule: blank-line blocks, wrapped lines joined."""
-    lines = text.split("\n")
-    filled = [i for i, line in enumerate(lines) if line.strip()]
-    if filled and filled[-1] - filled[0] + 1 == len(filled):
-        return [lines[i].strip() for i in filled]
-    paragraphs = []
-    for block in regex.split(r"\n[^\S\n]*\n", text):
-        parts: list[str] = []
-        for line in block.split("\n"):
-            piece = line.strip()
-            if not piece:
-                continue
-            if parts and not (_CJK_CHAR.match(parts[-1][-1]) or _CJK_CHAR.match(piece[0])):
-                parts.append(" ")
-            parts.append(piece)
-        if parts:
-            paragraphs.append("".join(parts))
-    return paragraphs
 
 
 @pytest.fixture
@@ -417,7 +394,7 @@ def test_corpus_is_there() -> None:
 @pytest.mark.parametrize("name", _CORPUS_FILES)
 def test_corpus_chunks_end_at_sentences(corpus: Path, name: str, cap: int) -> None:
     could = ended = 0
-    for paragraph in _paragraphs((corpus / name).read_text(encoding="utf-8")):
+    for paragraph in split_paragraphs((corpus / name).read_text(encoding="utf-8")):
         chunks = split_text(paragraph, cap)
         _check_chunks(paragraph, chunks, cap)
         for left, right in zip(chunks, chunks[1:], strict=False):
