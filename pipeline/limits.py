@@ -6,8 +6,22 @@ AIMD, as TCP congestion control does:
 
 - a rate-limit answer multiplies ``current_qps`` by ``decrease`` (never below the floor) and,
   with a Retry-After, pauses the whole run: no token is handed out before it has passed;
-- a success adds ``increase_per_s`` for every second since the last change, never above the
-  ceiling ``qps``.
+- a success raises the rate again, never above the ceiling ``qps``, by ``increase_per_s`` for
+  every second of successes, except where the limiter has learnt better (below).
+
+What a refusal teaches: the rate it came at (``refused_qps``) is too fast. After the first
+decrease the run keeps its new rate for ``settle_s``; a rate kept that long without a refusal
+is known good (``good_qps``). From then on the rate searches between the two: it climbs to
+the midpoint (at most ``headroom`` under the refused rate) and, once that holds for
+``settle_s``, takes it as the new good rate; a refusal on the way sets a new refused rate
+and drops the run straight back to the good rate, not lower. When good and refused are less
+than ``headroom`` apart the run stays at the good rate for ``hold_s``, then probes higher
+again by ``increase_per_s``; reaching the refused rate without a refusal forgets both.
+
+Why: every refusal costs the whole run its Retry-After (servers round it up to whole
+seconds) and, with plain AIMD, half its rate. Plain AIMD climbs straight back into the
+server's limit and pays that every few seconds; the search finds the limit in two or three
+refusals and then runs just under it.
 
 One burst, one decrease. When the server starts refusing, every request already in flight may
 come back 429; those answers describe the old rate, not the new one, so they must not halve it
@@ -40,8 +54,10 @@ class RateLimit:
     ``qps`` is the ceiling, ``burst`` the bucket's capacity, ``min_qps`` the floor that
     decreases stop at (a ``qps`` below it is its own floor), ``decrease`` the factor applied on
     a rate-limit answer, ``increase_per_s`` the additive recovery per second of successes
-    (``None``: ``qps / 10``, so half the ceiling recovers in about 5 s), and ``max_pause_s`` the
-    longest Retry-After honoured (a bad header must not stall a run for hours).
+    (``None``: ``qps / 10``, so half the ceiling recovers in about 5 s), ``max_pause_s`` the
+    longest Retry-After honoured (a bad header must not stall a run for hours); ``settle_s``,
+    ``headroom`` and ``hold_s`` steer the search for the server's limit after a refusal
+    (module docstring).
     """
 
     qps: float = 5.0
@@ -50,6 +66,9 @@ class RateLimit:
     decrease: float = 0.5
     increase_per_s: float | None = None
     max_pause_s: float = 120.0
+    settle_s: float = 2.0
+    headroom: float = 0.1
+    hold_s: float = 30.0
 
     def __post_init__(self) -> None:
         problems = self._problems()
@@ -70,6 +89,12 @@ class RateLimit:
             problems.append(f"increase_per_s must be above 0 (got {self.increase_per_s!r})")
         if not (_positive(self.max_pause_s) or self.max_pause_s == 0):
             problems.append(f"max_pause_s must be 0 or more (got {self.max_pause_s!r})")
+        if not (_positive(self.headroom) or self.headroom == 0) or not self.headroom < 1:
+            problems.append(f"headroom must be from 0 to below 1 (got {self.headroom!r})")
+        for name in ("settle_s", "hold_s"):
+            value = getattr(self, name)
+            if not (_positive(value) or value == 0):
+                problems.append(f"{name} must be 0 or more (got {value!r})")
         return problems
 
     @property
@@ -104,6 +129,8 @@ class LimiterStats:
     ignored: int  # rate-limit answers that did not decrease the rate (same burst)
     pauses: int  # Retry-After pauses that started or extended the run's pause
     current_qps: float
+    refused_qps: float | None = None  # the last rate the server refused, while remembered
+    good_qps: float | None = None  # the last rate kept for settle_s without a refusal
 
 
 class AdaptiveRateLimiter:
@@ -137,6 +164,10 @@ class AdaptiveRateLimiter:
         self._decreases = 0
         self._ignored = 0
         self._pauses = 0
+        self._refused_qps: float | None = None  # too fast: the rate of the last refusal
+        self._good_qps: float | None = None  # kept for settle_s without a refusal
+        self._settle_until: float | None = None  # after a plain decrease: keep the rate
+        self._held_since: float | None = None  # when the rate reached its current target
 
     @property
     def limit(self) -> RateLimit:
@@ -154,6 +185,8 @@ class AdaptiveRateLimiter:
             ignored=self._ignored,
             pauses=self._pauses,
             current_qps=self._qps,
+            refused_qps=self._refused_qps,
+            good_qps=self._good_qps,
         )
 
     async def acquire(self) -> int:
@@ -192,9 +225,59 @@ class AdaptiveRateLimiter:
         if now <= self._changed_at:
             return  # still inside a pause, or no time has passed
         self._refill(now)
-        raised = self._qps + self._limit.recovery_per_s * (now - self._changed_at)
-        self._qps = min(self._limit.qps, raised)
+        self._qps = self._raised(now)
         self._changed_at = now
+
+    def _raised(self, now: float) -> float:
+        """The rate after successes from ``_changed_at`` to ``now`` (see the module docstring)."""
+        limit = self._limit
+        start = self._changed_at
+        if self._settle_until is not None:
+            if now < self._settle_until:
+                return self._qps
+            start = max(start, self._settle_until)
+            self._settle_until = None
+            self._good_qps = self._qps
+            self._held_since = start
+        refused = self._refused_qps
+        if refused is None:
+            return min(limit.qps, self._qps + limit.recovery_per_s * (now - start))
+        target = self._target(refused)
+        if self._qps < target:
+            climbed = self._qps + limit.recovery_per_s * (now - start)
+            if climbed < target:
+                return climbed
+            self._held_since = now
+            return target
+        if self._held_since is None:
+            self._held_since = start
+        if self._good_qps is None or target > self._good_qps:
+            # Still searching: a target kept for settle_s is good, and the next one is higher.
+            if now - self._held_since >= limit.settle_s:
+                self._good_qps = self._qps
+                self._held_since = now
+            return self._qps
+        probe_from = max(start, self._held_since + limit.hold_s)
+        if now <= probe_from:
+            return self._qps
+        raised = min(limit.qps, self._qps + limit.recovery_per_s * (now - probe_from))
+        if raised >= refused:
+            # The server takes now what it refused then: start learning afresh.
+            self._refused_qps = self._good_qps = None
+        return raised
+
+    def _target(self, refused: float) -> float:
+        """Where the rate climbs to while a refused rate is remembered."""
+        limit = self._limit
+        below = refused * (1.0 - limit.headroom)
+        good = self._good_qps
+        if good is None:
+            target = below
+        elif refused - good <= limit.headroom * refused:
+            target = good  # close enough: stay at the good rate
+        else:
+            target = min((good + refused) / 2, below)
+        return min(limit.qps, max(limit.floor, target))
 
     def _wait_time(self, now: float) -> float:
         self._refill(now)
@@ -218,7 +301,24 @@ class AdaptiveRateLimiter:
         return now - self._decreased_at >= 1.0 / self._qps
 
     def _decrease(self, now: float) -> None:
-        self._qps = max(self._limit.floor, self._qps * self._limit.decrease)
+        refused = self._qps
+        self._refused_qps = refused
+        self._held_since = None
+        good = self._good_qps
+        if good is not None and good < refused:
+            # Back to the last rate that held, no lower: the limit lies between the two.
+            self._qps = good
+            self._settle_until = None
+        elif good is not None:
+            # The good rate was refused after all (a large server burst hides a small excess
+            # for a while): the limit is just under it, not at half of it.
+            self._good_qps = None
+            self._qps = max(self._limit.floor, refused * (1.0 - self._limit.headroom))
+            self._settle_until = now + self._limit.settle_s
+        else:
+            self._good_qps = None
+            self._qps = max(self._limit.floor, refused * self._limit.decrease)
+            self._settle_until = now + self._limit.settle_s
         self._decreased_at = now
         self._issued_at_decrease = self._issued
         self._changed_at = max(self._changed_at, now)
@@ -235,5 +335,8 @@ class AdaptiveRateLimiter:
         start = max(now, self._refilled_at)
         self._tokens = min(1.0, self._tokens + (until - start) * self._qps)
         self._refilled_at = until
-        # Time spent paused is not time spent succeeding: recovery starts after the pause.
+        # Time spent paused is not time spent succeeding: recovery starts after the pause,
+        # and a rate is not known good before it has been kept for settle_s after it.
         self._changed_at = max(self._changed_at, until)
+        if self._settle_until is not None:
+            self._settle_until = max(self._settle_until, until + self._limit.settle_s)

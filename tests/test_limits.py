@@ -71,6 +71,10 @@ def test_rate_limit_defaults_and_derived_values() -> None:
         ({"decrease": 0}, "decrease"),
         ({"increase_per_s": 0}, "increase_per_s"),
         ({"max_pause_s": -1}, "max_pause_s"),
+        ({"headroom": 1.0}, "headroom"),
+        ({"headroom": -0.1}, "headroom"),
+        ({"hold_s": -1}, "hold_s"),
+        ({"hold_s": math.nan}, "hold_s"),
     ],
 )
 def test_rate_limit_rejects_bad_values(kwargs: dict[str, float], field: str) -> None:
@@ -341,32 +345,78 @@ def test_decreases_stop_at_the_floor() -> None:
 # --- recovery ----------------------------------------------------------------------------
 
 
-def test_recovers_to_the_ceiling_in_about_five_seconds_and_never_above() -> None:
+def test_without_a_refusal_recovery_is_additive_and_never_above_the_ceiling() -> None:
     fake = FakeTime()
-    limiter = AdaptiveRateLimiter(RateLimit(qps=10), clock=fake, sleep=fake.sleep)
-    limiter.on_rate_limited(None)
-    assert limiter.current_qps == 5.0
+    limit = RateLimit(qps=10, settle_s=0.0, hold_s=0.0)
+    limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
+    limiter.on_rate_limited(None)  # 10 -> 5, good 5 at once, target 7.5, then 9, then probe
     rates = []
     for _ in range(40):  # 10 s of successes, one every 0.25 s
         fake.now += 0.25
         limiter.on_success()
-        rates.append((fake.now, limiter.current_qps))
+        rates.append(limiter.current_qps)
     assert rates == sorted(rates)
-    assert dict(rates)[2.5] == pytest.approx(7.5)
-    assert dict(rates)[5.0] == pytest.approx(10.0)
-    assert max(rate for _, rate in rates) == 10.0
+    assert max(rates) == 10.0
+    assert limiter.stats.refused_qps is None  # reached 10 again: forgotten
+    fake.now += 1
+    limiter.on_success()
+    assert limiter.current_qps == 10.0
+
+
+def test_after_a_refusal_settles_searches_holds_then_probes() -> None:
+    fake = FakeTime()
+    limit = RateLimit(qps=40, settle_s=2.0, headroom=0.1, hold_s=5.0)  # recovery 4/s
+    limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
+    limiter.on_rate_limited(None)  # refused at 40
+    assert limiter.current_qps == 20.0
+    fake.now = 1.0
+    limiter.on_success()
+    assert limiter.current_qps == 20.0  # settling: kept for settle_s
+    fake.now = 2.5
+    limiter.on_success()  # settled at 2.0: good = 20, climbing to min(30, 36) at 4/s
+    assert limiter.stats.good_qps == 20.0
+    assert limiter.current_qps == pytest.approx(22.0)
+    limiter.on_rate_limited(None)  # refused at 22: straight back to the good rate
+    assert limiter.current_qps == 20.0
+    assert limiter.stats.refused_qps == pytest.approx(22.0)
+    # 22 and 20 are less than 10 % of 22 apart: stay at 20 for hold_s, then probe.
+    for t in (3.0, 5.0, 7.5):
+        fake.now = t
+        limiter.on_success()
+        assert limiter.current_qps == 20.0
+    fake.now = 8.0
+    limiter.on_success()
+    assert limiter.current_qps == pytest.approx(22.0)  # 0.5 s of probing at 4/s
+    assert limiter.stats.refused_qps is None  # reached the refused rate: forgotten
+    fake.now = 100.0
+    limiter.on_success()
+    assert limiter.current_qps == 40.0
+
+
+def test_a_good_rate_refused_later_decreases_by_the_headroom_only() -> None:
+    fake = FakeTime()
+    limit = RateLimit(qps=40, settle_s=1.0, headroom=0.1)
+    limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
+    limiter.on_rate_limited(None)  # 40 -> 20
+    fake.now = 1.0
+    limiter.on_success()  # settled: good = 20, no time to climb yet
+    assert limiter.stats.good_qps == 20.0
+    limiter.on_rate_limited(None)  # refused at the good rate itself
+    assert limiter.current_qps == pytest.approx(18.0)
+    assert limiter.stats.good_qps is None
 
 
 def test_no_recovery_while_paused() -> None:
     fake = FakeTime()
-    limiter = AdaptiveRateLimiter(RateLimit(qps=10), clock=fake, sleep=fake.sleep)
+    limiter = AdaptiveRateLimiter(RateLimit(qps=10, settle_s=0.0), clock=fake, sleep=fake.sleep)
     limiter.on_rate_limited(4.0)
     fake.now = 3.0
     limiter.on_success()
     assert limiter.current_qps == 5.0
     fake.now = 5.0
     limiter.on_success()
-    assert limiter.current_qps == pytest.approx(6.0)  # one second since the pause ended
+    # Good = 5 from the end of the pause; one second of climbing at 1/s towards 7.5.
+    assert limiter.current_qps == pytest.approx(6.0)
 
 
 def test_success_at_the_ceiling_stays_there() -> None:
