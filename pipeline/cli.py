@@ -61,6 +61,7 @@ DEFAULT_QPS = 5.0
 DEFAULT_CONCURRENCY = 4
 DEFAULT_RETRIES = 6
 LOCAL_ENGINES = ("espeak", "tone")
+LOCAL_DEFAULT_VOICES = {"espeak": "local-zh-female", "tone": "local-tone-1"}
 # `say -o FILE`: what to ask the API for, and what to make of it, by the file's extension.
 SAY_FORMATS = {
     ".mp3": ("mp3", None),
@@ -201,6 +202,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--retries", type=_non_negative_int, help="attempts after the first, per chunk (6)"
     )
+    p.add_argument("--burst", type=_positive_int,
+                   help="requests that may start back to back before the --qps pacing (1)")
     p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
     _add_cache_options(p)
     p.add_argument("--junit", type=Path, metavar="FILE",
@@ -253,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("text", metavar="TEXT")
     say.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",
                      help="the audio file (.mp3 .wav .pcm .opus .ogg .flac .m4a)")
-    say.add_argument("--voice", help="voice_id (default with --local: local-zh-female)")
+    say.add_argument("--voice", help="voice_id (default with --local: local-zh-female, or "
+                     "local-tone-1 with --engine tone)")
     say.add_argument("--format", choices=FORMATS, help="response_format (default: by FILE)")
     say.add_argument("--sample-rate", type=int, choices=SAMPLE_RATES)
     say.add_argument("--speed", type=float)
@@ -364,7 +368,7 @@ def _run_config(args: argparse.Namespace, job: Job, backend: Backend) -> RunConf
         out_dir=out_dir,
         cache_dir=_cache_dir(args, job),
         host_id=backend.host_id,
-        rate=RateLimit(qps=qps),
+        rate=RateLimit(qps=qps, burst=args.burst or 1),
         concurrency=int(_first(args.concurrency, run.concurrency, DEFAULT_CONCURRENCY)),
         retry=RetryPolicy(retries=int(_first(args.retries, run.retries, DEFAULT_RETRIES))),
         output=_output_options(job.output, job),
@@ -521,7 +525,9 @@ def _write_ci_reports(args: argparse.Namespace, env: Environment, data: dict[str
     if args.summary or env.step_summary is not None:
         text = markdown_summary(data)
         if args.summary:
-            print(text)
+            # stdout carries the JSON lines of --progress jsonl: keep it parseable.
+            jsonl = getattr(args, "progress", None) == "jsonl"
+            print(text, file=sys.stderr if jsonl else sys.stdout)
         if env.step_summary is not None:
             append_summary(env.step_summary, text)
 
@@ -538,7 +544,9 @@ def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
     return EXIT_CODES.get(str(merged["status"]), 1)
 
 
-def _finish_run(report: RunReport, out_dir: Path, backend: Backend) -> int:
+def _finish_run(
+    report: RunReport, out_dir: Path, backend: Backend, *, report_written: bool = True
+) -> int:
     if report.error is not None:
         error = FatalApiError(
             report.error.code, report.error.message, logid=report.error.logid,
@@ -554,8 +562,8 @@ def _finish_run(report: RunReport, out_dir: Path, backend: Backend) -> int:
                 f"{e.message}{logid}",
                 file=sys.stderr,
             )
-    print(f"{report.status}: audio in {out_dir}/, report in {out_dir / 'report.json'}",
-          file=sys.stderr)
+    where = f", report in {out_dir / 'report.json'}" if report_written else ""
+    print(f"{report.status}: audio in {out_dir}/{where}", file=sys.stderr)
     return report.exit_code
 
 
@@ -585,7 +593,7 @@ def _ext_output_format(suffix: str, response_format: str) -> str | None:
 def cmd_say(args: argparse.Namespace, env: Environment) -> int:
     backend = _backend(args, env, None)
     response_format, output_format = _say_formats(args)
-    voice = args.voice or ("local-zh-female" if backend.local else None)
+    voice = args.voice or (LOCAL_DEFAULT_VOICES[args.engine] if backend.local else None)
     if not voice:
         raise UsageError("say needs --voice ID (the voice list: tts-pipeline voices)")
     params = SpeechParams(
@@ -635,7 +643,7 @@ def cmd_say(args: argparse.Namespace, env: Environment) -> int:
 
         report = anyio.run(go)
         if report.status != "ok":
-            return _finish_run(report, target.parent, backend)
+            return _finish_run(report, target.parent, backend, report_written=False)
         produced = report.chapters[0].output
         assert produced is not None
         os.replace(Path(tmp) / produced, target)

@@ -221,6 +221,22 @@ def test_progress_jsonl_prints_one_json_event_per_line(tmp_path: Path) -> None:
     assert chapters["ch01"]["output"] == "ch01.wav" and chapters["ch01"]["status"] == "ok"
 
 
+def test_jsonl_stdout_stays_json_with_a_summary_and_junit(tmp_path: Path) -> None:
+    summary_file = tmp_path / "step-summary.md"
+    summary_file.write_text("# earlier step\n", encoding="utf-8")
+    result = run_cli(
+        "run", small_job(tmp_path), "-o", tmp_path / "out", "--local", "--engine", "tone",
+        "--progress", "jsonl", "--summary", "--junit", tmp_path / "junit.xml",
+        env=cli_env(GITHUB_STEP_SUMMARY=str(summary_file)),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert all(json.loads(line) for line in result.stdout.splitlines())
+    assert "| ch01 |" in result.stderr  # the printed summary went to stderr
+    appended = summary_file.read_text(encoding="utf-8")
+    assert appended.startswith("# earlier step\n") and "| ch01 |" in appended
+    assert "<testcase" in (tmp_path / "junit.xml").read_text(encoding="utf-8")
+
+
 def test_progress_plain_prints_a_line_per_chapter_to_stderr(tmp_path: Path) -> None:
     result = run_cli(
         "run", small_job(tmp_path), "-o", tmp_path / "out", "--local", "--engine", "tone",
@@ -303,6 +319,15 @@ def test_say_a_long_text_to_mp3_in_several_chunks(tmp_path: Path) -> None:
     expected = sum(tone_duration(p) for p in pieces) + SAY_PAUSE_S
     assert len(samples) / rate == pytest.approx(expected, abs=0.05)
     assert [p.name for p in target.parent.iterdir()] == ["x.mp3"]  # no temp files left
+
+
+def test_say_with_the_tone_engine_picks_a_tone_voice(tmp_path: Path) -> None:
+    target = tmp_path / "hi.wav"
+    result = run_cli("say", "Hello there.", "-o", target, "--local", "--engine", "tone")
+    assert result.returncode == 0, result.stderr
+    samples, rate = decode(target)
+    assert len(samples) / rate == pytest.approx(tone_duration("Hello there.") + SAY_PAUSE_S,
+                                                abs=0.01)
 
 
 def test_say_to_flac(tmp_path: Path) -> None:
