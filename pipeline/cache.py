@@ -315,8 +315,15 @@ class OutputLock:
     def __enter__(self) -> OutputLock:
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this OutputLock")
-        self._dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            # Not writable, under a file, on a full disk: nothing can be kept, so say so
+            # before anything is sent.
+            raise ConfigError(
+                f"cannot use the output directory {self._dir}: {exc.strerror or exc}"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

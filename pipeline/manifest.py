@@ -268,6 +268,8 @@ def _decode_utf8(data: bytes) -> tuple[str | None, int, str]:
 
 def _read_bytes(path: Path) -> bytes | str:
     """The file's bytes, or why it cannot be read."""
+    if "\x00" in str(path):
+        return "a file name cannot hold a NUL character"  # open() would raise ValueError
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -388,7 +390,7 @@ class _YamlTree:
         self.seen: dict[int, _Node] = {}  # aliases share nodes: convert each once
 
     def problem(self, line: int | None, message: str) -> None:
-        self.problems.append(Problem(self.file, line, message))
+        self.problems.append(_problem(self.file, line, message))
 
     def convert(self, node: yaml.Node, key_line: int) -> _Node:
         done = self.seen.get(id(node))
@@ -453,11 +455,27 @@ class _YamlTree:
                 into.setdefault(key, value)
 
 
+def _problem(file: str, line: int | None, message: str) -> Problem:
+    """A problem whose text is one printable line, whatever the input quoted into it.
+
+    Messages quote keys, values and file names from the input: a line break, a control
+    character or a terminal escape in them would split the FILE:LINE: report or act on the
+    user's terminal, so every non-printable character is shown as its escape.
+    """
+    return Problem(_printable(file), line, _printable(message))
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _yaml_error_problem(file: str, text: str, error: yaml.YAMLError) -> Problem:
     if isinstance(error, yaml.reader.ReaderError):
         line = text.count("\n", 0, error.position) + 1
         char = error.character if isinstance(error.character, int) else ord(error.character)
-        return Problem(
+        return _problem(
             file,
             line,
             f"YAML syntax error: character U+{char:04X} is not allowed in YAML; "
@@ -471,7 +489,7 @@ def _yaml_error_problem(file: str, text: str, error: yaml.YAMLError) -> Problem:
     detail = f"{problem}"
     if context and context_mark is not None and context_mark is not mark:
         detail += f" ({context} at line {context_mark.line + 1})"
-    return Problem(file, where, f"YAML syntax error: {detail}; check the indentation and quotes")
+    return _problem(file, where, f"YAML syntax error: {detail}; check the indentation and quotes")
 
 
 # ---------------------------------------------------------------- resolution
@@ -513,7 +531,7 @@ class _Loader:
         self.base = _Layer({"voice_id": overrides.voice_id}) if overrides.voice_id else _EMPTY_LAYER
 
     def problem(self, file: str, line: int | None, message: str) -> None:
-        self.problems.append(Problem(file, line, message))
+        self.problems.append(_problem(file, line, message))
 
     # ------------------------------------------------------------ entry point
 
@@ -1007,7 +1025,7 @@ class _Loader:
             m,
             file,
             "dir",
-            lambda v: isinstance(v, str) and v.strip() != "",
+            lambda v: isinstance(v, str) and v.strip() != "" and "\x00" not in v,
             "output.dir must be a folder path",
         )
         fmt = self.setting(
@@ -1027,6 +1045,7 @@ class _Loader:
                 and len(v) > 4
                 and "/" not in v
                 and "\\" not in v
+                and v.isprintable()
             ),
             "output.book must be a file name ending in .m4b (written in the output folder)",
         )

@@ -62,6 +62,7 @@ from pipeline.report import (
 from pipeline.speech import FILE_EXTENSIONS, SpeechRequest
 
 CODE_ASSEMBLY = -5  # the chunks were in, but the chapter file could not be written
+CODE_STORAGE = -7  # an answer was bought but could not be stored in the cache
 
 
 class SpeechBackend(Protocol):
@@ -154,6 +155,10 @@ class _ChapterState:
     subtitles: list[str] = field(default_factory=list)
 
 
+class _StorageFailed(Exception):
+    """An answer was bought but the cache could not store it (disk full, read-only...)."""
+
+
 class _Stopped(Exception):
     """Raised inside a retry loop when the run is stopping: start nothing new."""
 
@@ -204,8 +209,7 @@ class Runner:
 
     async def run(self) -> RunReport:
         started = utc_now()
-        self._config.out_dir.mkdir(parents=True, exist_ok=True)
-        with OutputLock(self._config.out_dir):
+        with OutputLock(self._config.out_dir):  # makes the directory; ConfigError if it cannot
             self._previous_outputs = read_previous_outputs(self._config.out_dir)
             try:
                 await self._run_guarded()
@@ -301,6 +305,11 @@ class Runner:
                 except FatalApiError as e:
                     self._stop_fatal(e)
                     return
+                except _StorageFailed as e:
+                    error = ChapterError(CODE_STORAGE, str(e), None, chunk.line_id)
+                    self._fail_chapter(state, error)
+                    self._stopping = True  # every answer bought from now on would be lost too
+                    continue
                 except ApiError as e:
                     # Rejected, or transient with every retry spent: this chapter fails.
                     self._fail_chapter(state, _error_of(e, chunk.line_id))
@@ -399,7 +408,10 @@ class Runner:
             check_audio(answer.audio, params.format, params.rate)
             return self._cache.put(item.key, answer.audio, ext)
 
-        return await anyio.to_thread.run_sync(verify_and_store)
+        try:
+            return await anyio.to_thread.run_sync(verify_and_store)
+        except OSError as e:
+            raise _StorageFailed(f"cannot store the answer in the cache: {e}") from e
 
     async def _assembler(self, done: ObjectReceiveStream[int]) -> None:
         async with done:

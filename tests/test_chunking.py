@@ -181,9 +181,13 @@ def test_long_runs_without_punctuation(run: str, extras: list[str], cap: int) ->
     text = run[:2000] + "".join(extras) + run[2000:]
     chunks = split_text(text, cap)
     _check_chunks(text, chunks, cap)
-    # Balanced: every chunk gets close to an even share, no tiny tail.
     share = _nbytes(text) / len(chunks)
-    assert min(_nbytes(c) for c in chunks) >= share - 60
+    # No tiny tail. A clause mark or space among the extras is a better cut than a character
+    # boundary, so the chunk that ends there may be short: only the run's own chunks (the
+    # last one included) must be close to an even share.
+    assert _nbytes(chunks[-1]) >= share - 60
+    if not any(c.isspace() or c in "，、：–—" for c in "".join(extras)):
+        assert min(_nbytes(c) for c in chunks) >= share - 60
 
 
 @settings(max_examples=100, deadline=None)

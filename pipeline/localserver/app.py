@@ -37,7 +37,7 @@ from pipeline.localserver.encode import CONTENT_TYPES, Samples, apply_gain, enco
 from pipeline.localserver.engines import Engine, is_thread_safe, make_engine, voice_exists
 from pipeline.localserver.faults import FaultPlan, answer_fault
 from pipeline.localserver.responses import CODE_MESSAGES, add_logid_header, coze_error, logid_of
-from pipeline.localserver.stats import ServerStats
+from pipeline.localserver.stats import ServerStats, body_key
 from pipeline.speech import (
     DEFAULT_EMOTION_SCALE,
     DEFAULT_FORMAT,
@@ -273,10 +273,22 @@ class LocalServer:
             return coze_error(
                 request, 4200, f"voice_id {synthesis.voice_id!r} was not found (resource not found)"
             )
-        await asyncio.sleep(self._latency_s(synthesis.text))
-        audio = await self._render(synthesis)
-        self.stats.record_audio(body, len(synthesis.text))
-        return web.Response(body=audio, content_type=CONTENT_TYPES[synthesis.response_format])
+        key = body_key(body)
+        self.stats.enter_input(key)
+        try:
+            await asyncio.sleep(self._latency_s(synthesis.text))
+            audio = await self._render(synthesis)
+            self.stats.record_audio(body, len(synthesis.text), time.monotonic())
+            response = web.Response(
+                body=audio, content_type=CONTENT_TYPES[synthesis.response_format]
+            )
+            # Written here, not by aiohttp after the handler returns, so that the input stays
+            # "in flight" in the stats until its audio has left.
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        finally:
+            self.stats.leave_input(key)
 
     def _latency_s(self, text: str) -> float:
         base = self.config.latency_ms + self.config.latency_per_byte_ms * len(text.encode())

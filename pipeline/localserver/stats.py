@@ -32,11 +32,16 @@ class ServerStats:
     ``arrivals``: ``time.monotonic()`` of every speech POST. ``max_in_flight``: the most speech
     requests handled at once. ``rate_limited``: HTTP 429 answers, injected ones included.
     ``faults``: injected faults by kind (a queued Coze code counts as ``code:<N>``).
+    ``in_flight_inputs``: ``body_key`` of every valid speech body being answered now, from
+    the body's parsing until its audio is written (a live gauge, like ``in_flight``).
+    ``answered_at``: ``body_key`` -> ``time.monotonic()`` of its latest audio answer. With
+    these two a crash test can tell which billed answers were in flight when a client died.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._in_flight_inputs: Counter[str] = Counter()
         self._reset_unlocked()
 
     def _reset_unlocked(self) -> None:
@@ -49,6 +54,7 @@ class ServerStats:
         self._max_in_flight = self._in_flight
         self._rate_limited = 0
         self._faults: Counter[str] = Counter()
+        self._answered_at: dict[str, float] = {}
 
     def reset(self) -> None:
         with self._lock:
@@ -70,11 +76,23 @@ class ServerStats:
         with self._lock:
             self._in_flight -= 1
 
-    def record_audio(self, body: Mapping[str, Any], characters: int) -> None:
+    def enter_input(self, key: str) -> None:
+        with self._lock:
+            self._in_flight_inputs[key] += 1
+
+    def leave_input(self, key: str) -> None:
+        with self._lock:
+            self._in_flight_inputs[key] -= 1
+            if self._in_flight_inputs[key] <= 0:
+                del self._in_flight_inputs[key]
+
+    def record_audio(self, body: Mapping[str, Any], characters: int, when: float) -> None:
+        key = body_key(body)
         with self._lock:
             self._audio_answers += 1
             self._billed_characters += characters
-            self._by_input[body_key(body)] += 1
+            self._by_input[key] += 1
+            self._answered_at[key] = when
 
     def record_rate_limited(self) -> None:
         with self._lock:
@@ -117,6 +135,16 @@ class ServerStats:
             return self._in_flight
 
     @property
+    def in_flight_inputs(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._in_flight_inputs)
+
+    @property
+    def answered_at(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._answered_at)
+
+    @property
     def max_in_flight(self) -> int:
         with self._lock:
             return self._max_in_flight
@@ -144,4 +172,6 @@ class ServerStats:
                 "max_in_flight": self._max_in_flight,
                 "rate_limited": self._rate_limited,
                 "faults": dict(self._faults),
+                "in_flight_inputs": dict(self._in_flight_inputs),
+                "answered_at": dict(self._answered_at),
             }
