@@ -302,6 +302,11 @@ class Runner:
                     path = await self._synthesize(item, chunk)
                 except _Stopped:
                     continue
+                except BudgetExhausted as e:
+                    # The requests in flight fit in the budget and are billed whatever happens
+                    # to them: let them land, and start nothing new.
+                    self._stop_gracefully(e)
+                    continue
                 except FatalApiError as e:
                     self._stop_fatal(e)
                     return
@@ -321,6 +326,12 @@ class Runner:
                 )
                 if state.remaining == 0:
                     await done.send(item.chapter)
+
+    def _stop_gracefully(self, error: FatalApiError) -> None:
+        if self._fatal is None:
+            self._fatal = error
+            self._progress.message(f"stopping: {error.message}; waiting for the requests in flight")
+        self._stopping = True
 
     def _stop_fatal(self, error: FatalApiError) -> None:
         if self._fatal is None:

@@ -1,0 +1,154 @@
+"""The cost of scale: client CPU per 1,000 chunks, peak RSS on a big book, chunker and join MB/s.
+
+- CPU: ``python -m pipeline run`` on ``chunks`` lines (tone engine, no latency, no limit,
+  wav 16 kHz); the client process's own user+system seconds (``os.wait4``), per 1,000 chunks.
+- Peak RSS: a book of ``book_characters`` characters of the Chinese corpus (so that 1,024-byte
+  chunks are full: 3,000+ chunks for 1,000,000 characters) in chapters read from text files,
+  run end to end against the server process, wav at 8 kHz; the client's ru_maxrss.
+- Chunker: ``split_text`` over each language's corpus lines, MB of UTF-8 per second.
+- Join: ``assemble_chapter`` on ``join_parts`` parts of 10 s per format; MB of parts per second.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.assembly_memory import EXT, PART_S, RATE, TONES, make_part
+from bench.common import (
+    VOICE,
+    BenchServer,
+    PipelineSettings,
+    ServerFigures,
+    corpus_paragraphs,
+    line_texts,
+    run_pipeline,
+    split_evenly,
+    write_job,
+)
+from pipeline.audio import ChapterSpec, Part, assemble_chapter
+from pipeline.chunking import split_text
+
+UNLIMITED = PipelineSettings(qps=100_000, concurrency=16)
+BOOK_CHAPTERS = 30
+JOIN_FORMATS = ("mp3", "wav", "pcm", "ogg_opus")
+
+
+def cpu_per_thousand(server: BenchServer, chunks: int, work: Path) -> dict[str, Any]:
+    job = write_job(work / "cpu-job", split_evenly(line_texts(chunks), 20))
+    server.reset()
+    run, report = run_pipeline(job, server.base_url, UNLIMITED, work / "cpu-out")
+    figures = ServerFigures.of(server.stats())
+    shutil.rmtree(work / "cpu-out", ignore_errors=True)
+    return {
+        "chunks": chunks,
+        "status": report.get("status"),
+        "client_cpu_s": round(run.cpu_s, 2),
+        "cpu_s_per_1000": round(run.cpu_s / chunks * 1000, 3),
+        "wall_s": round(run.wall_s, 2),
+        "client_max_rss_mb": round(run.max_rss_mb, 1),
+        "server": figures.to_json(),
+    }
+
+
+def book_job(directory: Path, characters: int) -> tuple[Path, int]:
+    """A job of ``BOOK_CHAPTERS`` chapter files holding ``characters`` corpus characters."""
+    directory.mkdir(parents=True, exist_ok=True)
+    source = "\n\n".join(corpus_paragraphs("zh"))
+    text = (source * (characters // len(source) + 1))[:characters]
+    per_chapter = -(-characters // BOOK_CHAPTERS)
+    chapters = []
+    for i in range(BOOK_CHAPTERS):
+        name = f"ch{i + 1:03d}.txt"
+        (directory / name).write_text(text[i * per_chapter : (i + 1) * per_chapter], "utf-8")
+        chapters.append(f"  - id: ch{i + 1:03d}\n    text_file: {name}\n")
+    job = directory / "book.yaml"
+    job.write_text(
+        "defaults:\n"
+        f"  voice_id: {VOICE}\n  response_format: wav\n  sample_rate: 8000\n  pause_ms: 300\n"
+        "chapters:\n" + "".join(chapters),
+        encoding="utf-8",
+    )
+    return job, len(text)
+
+
+def book_rss(server: BenchServer, characters: int, work: Path) -> dict[str, Any]:
+    job, actual = book_job(work / "book-job", characters)
+    server.reset()
+    run, report = run_pipeline(job, server.base_url, UNLIMITED, work / "book-out")
+    shutil.rmtree(work / "book-out", ignore_errors=True)
+    totals = report.get("totals", {})
+    return {
+        "characters": actual,
+        "chapters": BOOK_CHAPTERS,
+        "chunks": totals.get("chunks"),
+        "audio_hours": round(totals.get("audio_seconds", 0) / 3600, 1),
+        "status": report.get("status"),
+        "peak_rss_mb": round(run.max_rss_mb, 1),
+        "wall_s": round(run.wall_s, 1),
+        "client_cpu_s": round(run.cpu_s, 1),
+    }
+
+
+def chunker_speed(megabytes_each: float = 2.0, repeat: int = 3) -> list[dict[str, Any]]:
+    """split_text over each language's corpus lines, repeated to about ``megabytes_each`` MB
+    (the corpus alone is 0.04-0.12 MB: too little to time): best of ``repeat``, MB/s."""
+    rows = []
+    for language in ("zh", "en", "ja"):
+        lines = corpus_paragraphs(language)
+        size = sum(len(line.encode()) for line in lines)
+        lines = lines * max(1, round(megabytes_each * 1e6 / size))
+        megabytes = sum(len(line.encode()) for line in lines) / 1e6
+        best = float("inf")
+        chunks = 0
+        for _ in range(repeat):
+            started = time.perf_counter()
+            chunks = sum(len(split_text(line)) for line in lines)
+            best = min(best, time.perf_counter() - started)
+        rows.append(
+            {"language": language, "mb": round(megabytes, 3), "chunks": chunks,
+             "mb_per_s": round(megabytes / best, 2)}
+        )  # fmt: skip
+    return rows
+
+
+def join_speed(parts: int, work: Path) -> list[dict[str, Any]]:
+    """``assemble_chapter`` of ``parts`` 10-s parts (24 kHz mono) per format, with srt."""
+    rows = []
+    for fmt in JOIN_FORMATS:
+        directory = work / f"join-{fmt}"
+        directory.mkdir(parents=True, exist_ok=True)
+        files = []
+        for i, freq in enumerate(TONES):
+            path = directory / f"part{i}.{EXT[fmt]}"
+            make_part(path, fmt, freq)
+            files.append(path)
+        chosen = [files[i % len(files)] for i in range(parts)]
+        spec = ChapterSpec(
+            parts=tuple(
+                Part(path, f"chunk {i}", f"l{i}", True, 300) for i, path in enumerate(chosen)
+            ),
+            response_format=fmt,
+            sample_rate=RATE,
+            out_path=directory / f"chapter.{EXT[fmt]}",
+            subtitles=("srt",),
+        )
+        started = time.perf_counter()
+        result = assemble_chapter(spec)
+        seconds = time.perf_counter() - started
+        megabytes = sum(p.stat().st_size for p in chosen) / 1e6
+        rows.append(
+            {
+                "format": fmt,
+                "parts": parts,
+                "audio_hours": round(result.duration_s / 3600, 2),
+                "mb": round(megabytes, 1),
+                "seconds": round(seconds, 2),
+                "mb_per_s": round(megabytes / seconds, 1),
+                "audio_x_realtime": round(parts * PART_S / seconds),
+            }
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+    return rows
