@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -14,6 +15,14 @@ from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError
 from pipeline.limits import DEFAULT_RATE_LIMIT, AdaptiveRateLimiter, RateLimit
+
+
+def _classic(**fields: Any) -> RateLimit:
+    """The arithmetic of these unit tests: halve on refusal, settle 2 s, search to 10 % under.
+
+    The defaults are tuned by the benchmarks (docs/benchmarks.md); the rules are the same.
+    """
+    return RateLimit(**{"decrease": 0.5, "settle_s": 2.0, "headroom": 0.1, **fields})
 
 
 class FakeTime:
@@ -50,7 +59,7 @@ def max_in_window_excess(times: list[float], qps: float, burst: int) -> float:
 
 
 def test_rate_limit_defaults_and_derived_values() -> None:
-    assert DEFAULT_RATE_LIMIT == RateLimit(qps=5.0, burst=1, min_qps=0.2, decrease=0.5)
+    assert DEFAULT_RATE_LIMIT == RateLimit(qps=5.0, burst=1, min_qps=0.2, decrease=0.8)
     assert RateLimit(qps=8).recovery_per_s == pytest.approx(0.8)
     assert RateLimit(qps=8, increase_per_s=2).recovery_per_s == 2
     assert RateLimit(qps=8).floor == 0.2
@@ -87,7 +96,7 @@ def test_rate_limit_rejects_bad_values(kwargs: dict[str, float], field: str) -> 
 
 @pytest.mark.anyio
 async def test_steady_rate_is_qps() -> None:
-    limiter, fake = make(RateLimit(qps=10, burst=1))
+    limiter, fake = make(_classic(qps=10, burst=1))
     times = []
     for _ in range(50):
         await limiter.acquire()
@@ -100,7 +109,7 @@ async def test_steady_rate_is_qps() -> None:
 
 @pytest.mark.anyio
 async def test_burst_then_rate() -> None:
-    limiter, fake = make(RateLimit(qps=2, burst=3))
+    limiter, fake = make(_classic(qps=2, burst=3))
     times = []
     for _ in range(5):
         await limiter.acquire()
@@ -116,7 +125,7 @@ async def test_burst_then_rate() -> None:
 
 @pytest.mark.anyio
 async def test_tickets_count_up() -> None:
-    limiter, _ = make(RateLimit(qps=100, burst=3))
+    limiter, _ = make(_classic(qps=100, burst=3))
     assert [await limiter.acquire() for _ in range(3)] == [1, 2, 3]
     assert limiter.stats.acquired == 3
 
@@ -142,7 +151,7 @@ _steps = st.lists(
 def test_never_more_than_burst_plus_qps_times_t(
     qps: float, burst: int, steps: list[tuple[str, object]]
 ) -> None:
-    limit = RateLimit(qps=qps, burst=burst, increase_per_s=qps)
+    limit = _classic(qps=qps, burst=burst, increase_per_s=qps)
     limiter, fake = make(limit)
     grants: list[float] = []
     observed: list[float] = []
@@ -180,7 +189,7 @@ def test_window_checker_catches_a_violation() -> None:
 
 @pytest.mark.anyio
 async def test_waiters_are_served_in_arrival_order() -> None:
-    limiter, _ = make(RateLimit(qps=10, burst=1))
+    limiter, _ = make(_classic(qps=10, burst=1))
     rng = random.Random(7)
     arrivals: list[int] = []
     grants: list[int] = []
@@ -202,7 +211,7 @@ async def test_waiters_are_served_in_arrival_order() -> None:
 
 @pytest.mark.anyio
 async def test_cancelled_waiter_takes_no_token() -> None:
-    limiter = AdaptiveRateLimiter(RateLimit(qps=20, burst=1))
+    limiter = AdaptiveRateLimiter(_classic(qps=20, burst=1))
     await limiter.acquire()
     with anyio.move_on_after(0.01) as scope:
         await limiter.acquire()
@@ -219,7 +228,7 @@ async def test_cancelled_waiter_takes_no_token() -> None:
 
 @pytest.mark.anyio
 async def test_rate_limited_halves_the_rate() -> None:
-    limiter, fake = make(RateLimit(qps=4, burst=1))
+    limiter, fake = make(_classic(qps=4, burst=1))
     await limiter.acquire()
     limiter.on_rate_limited(None)
     assert limiter.current_qps == 2.0
@@ -233,7 +242,7 @@ async def test_rate_limited_halves_the_rate() -> None:
 
 @pytest.mark.anyio
 async def test_rate_limited_drops_the_saved_up_burst() -> None:
-    limiter, fake = make(RateLimit(qps=4, burst=5))
+    limiter, fake = make(_classic(qps=4, burst=5))
     fake.now += 10  # the bucket is full: five tokens
     limiter.on_rate_limited(None)
     start = fake.now
@@ -246,9 +255,9 @@ async def test_rate_limited_drops_the_saved_up_burst() -> None:
 
 @pytest.mark.anyio
 async def test_retry_after_pauses_every_waiter_and_allows_no_burst_after() -> None:
-    limiter, fake = make(RateLimit(qps=10, burst=5, max_pause_s=60))
+    limiter, fake = make(_classic(qps=10, burst=5, max_pause_s=60))
     await limiter.acquire()
-    limiter.on_rate_limited(3.0)
+    limiter.on_rate_limited(4.0)  # whole seconds: the run pauses for the 3 that are certain
     assert limiter.stats.pauses == 1
     times: list[float] = []
 
@@ -266,12 +275,12 @@ async def test_retry_after_pauses_every_waiter_and_allows_no_burst_after() -> No
 
 @pytest.mark.anyio
 async def test_a_pause_can_be_extended_but_not_shortened() -> None:
-    limiter, fake = make(RateLimit(qps=10, max_pause_s=60))
-    limiter.on_rate_limited(5.0)
-    limiter.on_rate_limited(1.0)
+    limiter, fake = make(_classic(qps=10, max_pause_s=60))
+    limiter.on_rate_limited(6.0)  # a pause until 5.0
+    limiter.on_rate_limited(2.0)  # until 1.0: no change
     assert limiter.stats.pauses == 1
     fake.now = 2.0
-    limiter.on_rate_limited(4.0)  # until 6.0: later than 5.0
+    limiter.on_rate_limited(5.0)  # until 6.0: later than 5.0
     assert limiter.stats.pauses == 2
     await limiter.acquire()
     assert fake.now == pytest.approx(6.0)
@@ -280,7 +289,7 @@ async def test_a_pause_can_be_extended_but_not_shortened() -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("retry_after", [0.0, -3.0, math.nan, math.inf])
 async def test_retry_after_is_sanitised(retry_after: float) -> None:
-    limiter, fake = make(RateLimit(qps=10, burst=1, max_pause_s=30))
+    limiter, fake = make(_classic(qps=10, burst=1, max_pause_s=30))
     await limiter.acquire()
     limiter.on_rate_limited(retry_after)
     await limiter.acquire()
@@ -292,7 +301,7 @@ async def test_retry_after_is_sanitised(retry_after: float) -> None:
 
 @pytest.mark.anyio
 async def test_one_burst_of_refusals_decreases_once() -> None:
-    limiter, _ = make(RateLimit(qps=8, burst=8))
+    limiter, _ = make(_classic(qps=8, burst=8))
     tickets = [await limiter.acquire() for _ in range(8)]
     for ticket in tickets:
         limiter.on_rate_limited(None, ticket=ticket)
@@ -308,7 +317,7 @@ async def test_one_burst_of_refusals_decreases_once() -> None:
 
 @pytest.mark.anyio
 async def test_without_tickets_refusals_within_one_interval_count_once() -> None:
-    limiter, fake = make(RateLimit(qps=8, burst=8))
+    limiter, fake = make(_classic(qps=8, burst=8))
     for _ in range(8):
         await limiter.acquire()
     for _ in range(6):
@@ -323,18 +332,32 @@ async def test_without_tickets_refusals_within_one_interval_count_once() -> None
 
 @pytest.mark.anyio
 async def test_ignored_refusal_still_honours_its_retry_after() -> None:
-    limiter, fake = make(RateLimit(qps=8, burst=2))
+    limiter, fake = make(_classic(qps=8, burst=2))
     first, second = await limiter.acquire(), await limiter.acquire()
     limiter.on_rate_limited(None, ticket=first)
-    limiter.on_rate_limited(2.0, ticket=second)
+    limiter.on_rate_limited(3.0, ticket=second)
     assert limiter.stats.decreases == 1
     await limiter.acquire()
     assert fake.now == pytest.approx(2.0)
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(("retry_after", "paused_until"), [(1.0, 0.0), (0.5, 0.0), (2.0, 1.0)])
+async def test_the_run_pauses_only_for_the_certain_part_of_retry_after(
+    retry_after: float, paused_until: float
+) -> None:
+    # "Retry-After: 1" may stand for a few milliseconds: the refused request waits it out
+    # (the runner's retry), the run as a whole only slows down.
+    limiter, fake = make(_classic(qps=1000, burst=1, max_pause_s=60))
+    await limiter.acquire()
+    limiter.on_rate_limited(retry_after)
+    await limiter.acquire()
+    assert fake.now == pytest.approx(max(paused_until, 1 / 500))
+
+
 def test_decreases_stop_at_the_floor() -> None:
     fake = FakeTime()
-    limiter = AdaptiveRateLimiter(RateLimit(qps=5, min_qps=0.3), clock=fake, sleep=fake.sleep)
+    limiter = AdaptiveRateLimiter(_classic(qps=5, min_qps=0.3), clock=fake, sleep=fake.sleep)
     for _ in range(20):
         fake.now += 100
         limiter.on_rate_limited(None)
@@ -347,7 +370,7 @@ def test_decreases_stop_at_the_floor() -> None:
 
 def test_without_a_refusal_recovery_is_additive_and_never_above_the_ceiling() -> None:
     fake = FakeTime()
-    limit = RateLimit(qps=10, settle_s=0.0, hold_s=0.0)
+    limit = _classic(qps=10, settle_s=0.0, hold_s=0.0)
     limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
     limiter.on_rate_limited(None)  # 10 -> 5, good 5 at once, target 7.5, then 9, then probe
     rates = []
@@ -365,7 +388,7 @@ def test_without_a_refusal_recovery_is_additive_and_never_above_the_ceiling() ->
 
 def test_after_a_refusal_settles_searches_holds_then_probes() -> None:
     fake = FakeTime()
-    limit = RateLimit(qps=40, settle_s=2.0, headroom=0.1, hold_s=5.0)  # recovery 4/s
+    limit = _classic(qps=40, settle_s=2.0, headroom=0.1, hold_s=5.0)  # recovery 4/s
     limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
     limiter.on_rate_limited(None)  # refused at 40
     assert limiter.current_qps == 20.0
@@ -395,7 +418,7 @@ def test_after_a_refusal_settles_searches_holds_then_probes() -> None:
 
 def test_a_good_rate_refused_later_decreases_by_the_headroom_only() -> None:
     fake = FakeTime()
-    limit = RateLimit(qps=40, settle_s=1.0, headroom=0.1)
+    limit = _classic(qps=40, settle_s=1.0, headroom=0.1)
     limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
     limiter.on_rate_limited(None)  # 40 -> 20
     fake.now = 1.0
@@ -408,8 +431,8 @@ def test_a_good_rate_refused_later_decreases_by_the_headroom_only() -> None:
 
 def test_no_recovery_while_paused() -> None:
     fake = FakeTime()
-    limiter = AdaptiveRateLimiter(RateLimit(qps=10, settle_s=0.0), clock=fake, sleep=fake.sleep)
-    limiter.on_rate_limited(4.0)
+    limiter = AdaptiveRateLimiter(_classic(qps=10, settle_s=0.0), clock=fake, sleep=fake.sleep)
+    limiter.on_rate_limited(5.0)  # the run pauses until 4.0
     fake.now = 3.0
     limiter.on_success()
     assert limiter.current_qps == 5.0
@@ -421,7 +444,7 @@ def test_no_recovery_while_paused() -> None:
 
 def test_success_at_the_ceiling_stays_there() -> None:
     fake = FakeTime()
-    limiter = AdaptiveRateLimiter(RateLimit(qps=3), clock=fake, sleep=fake.sleep)
+    limiter = AdaptiveRateLimiter(_classic(qps=3), clock=fake, sleep=fake.sleep)
     for _ in range(5):
         fake.now += 10
         limiter.on_success()
@@ -433,7 +456,7 @@ def test_success_at_the_ceiling_stays_there() -> None:
 
 @pytest.mark.anyio
 async def test_twenty_tasks_at_twenty_qps_take_about_one_second() -> None:
-    limiter = AdaptiveRateLimiter(RateLimit(qps=20, burst=1))
+    limiter = AdaptiveRateLimiter(_classic(qps=20, burst=1))
     stamps: list[float] = []
 
     async def worker() -> None:
