@@ -8,7 +8,6 @@ is its own key in the server's ``by_input``.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import helpers
 import soundfile
 
 from pipeline.cache import ChunkCache
@@ -141,13 +141,8 @@ def check_cache_entries(cache_dir: Path) -> int:
 
 
 def cli_env(token: str, **extra: str) -> dict[str, str]:
-    """The environment of a CLI subprocess: this one's, with the token and nothing inherited
-    that would change where requests go."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COZE_")}
-    env.pop("GITHUB_STEP_SUMMARY", None)
-    env[TOKEN_VARIABLE] = token
-    env.update(extra)
-    return env
+    """The environment of a CLI subprocess (see ``helpers.cli_env``), with ``token``."""
+    return helpers.cli_env(**{TOKEN_VARIABLE: token, **extra})
 
 
 def run_args(job: Path, out: Path, base_url: str, *more: str) -> list[str]:
