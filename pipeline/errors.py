@@ -86,14 +86,15 @@ class ApiError(PipelineError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        parts = [f"code {self.code}: {self.message}"]
+        context = []
         if self.http_status is not None:
-            parts.append(f"HTTP {self.http_status}")
+            context.append(f"HTTP {self.http_status}")
         if self.host:
-            parts.append(f"host {self.host}")
+            context.append(f"host {self.host}")
         if self.logid:
-            parts.append(f"logid {self.logid}")
-        return " (".join([parts[0], ", ".join(parts[1:]) + ")"]) if len(parts) > 1 else parts[0]
+            context.append(f"logid {self.logid}")
+        where = f" ({', '.join(context)})" if context else ""
+        return f"code {self.code}: {self.message}{where}"
 
     def __repr__(self) -> str:
         return (

@@ -146,6 +146,7 @@ class _Item:
 
 @dataclass
 class _ChapterState:
+    index: int  # 0-based position in the job: the track number is index + 1
     plan: ChapterPlan
     parts: list[Path | None]
     remaining: int
@@ -186,7 +187,8 @@ class Runner:
         self._limiter = AdaptiveRateLimiter(config.rate)
         self._in_flight = anyio.CapacityLimiter(config.concurrency)
         self._states = [
-            _ChapterState(c, [None] * len(c.chunks), len(c.chunks)) for c in plan.chapters
+            _ChapterState(i, c, [None] * len(c.chunks), len(c.chunks))
+            for i, c in enumerate(plan.chapters)
         ]
         self._totals = Totals(
             chapters=len(plan.chapters),
@@ -460,7 +462,6 @@ class Runner:
                     pause_after_ms=chunk.pause_after_ms,
                 )
             )
-        track = next(i for i, s in enumerate(self._states) if s is state) + 1
         return ChapterSpec(
             parts=tuple(parts),
             response_format=plan.response_format,
@@ -470,7 +471,7 @@ class Runner:
             loudness_lufs=out.loudness_lufs,
             title=chapter.title or chapter.id,
             album=out.album,
-            track=track,
+            track=state.index + 1,
             subtitles=out.subtitles,
         )
 
