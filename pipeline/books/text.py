@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.books.files import decode, read_capped
 from pipeline.books.model import Skipped, SourceBook, SourceChapter, SourceLine, chapter_ids
 from pipeline.errors import ManifestError, Problem
 from pipeline.manifest import _paragraphs as manifest_paragraphs
@@ -66,32 +67,12 @@ def is_heading(line: str, pattern: re.Pattern[str]) -> bool:
     return 0 < len(text) <= MAX_HEADING_CHARS and pattern.fullmatch(text) is not None
 
 
-def _decode(data: bytes, display: str, encoding: str) -> str:
-    try:
-        return data.decode("utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding)
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ManifestError([Problem(display, line, (
-            f"not {encoding} (byte {error.start}); save the file as UTF-8 or set its "
-            "encoding (for example gb18030)"))]) from None
-    except LookupError:
-        raise ManifestError([Problem(display, None, f"unknown encoding {encoding!r}")]) from None
-
-
 def read_text_book(path: Path, options: TextBookOptions | None = None) -> SourceBook:
     """Read and split ``path``; ``ManifestError`` naming the file for unreadable input."""
     options = options or TextBookOptions()
     display = str(path)
-    try:
-        size = Path(path).stat().st_size
-        if size > options.max_bytes:
-            raise ManifestError([Problem(display, None, f"refused: {size} bytes (limit "
-                                         f"{options.max_bytes})")])
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise ManifestError([Problem(display, None, f"cannot read the file: "
-                                     f"{error.strerror or error}")]) from None
-    return parse_text_book(_decode(data, display, options.encoding), display, options)
+    data = read_capped(Path(path), display, options.max_bytes)
+    return parse_text_book(decode(data, display, options.encoding), display, options)
 
 
 def _body(lines: list[str], start: int, stop: int, display: str) -> list[SourceLine]:
