@@ -79,6 +79,8 @@ class _Assembler:
     def run(self) -> None:
         for idref, linear in self.loaded.book.spine:
             item = self.loaded.book.get_item_with_id(idref)
+            if item is None:
+                self.notes.append(f"{self.display}: spine item {idref!r} is not in the manifest")
             if item is None or not isinstance(item, epub.EpubHtml):
                 continue  # images and other non-text spine items carry no text to read
             self.read_file(item, linear != "no")
