@@ -66,14 +66,42 @@ def _language_matches(want: str | None, have: str | None) -> bool:
     return have.lower().replace("_", "-").split("-")[0] == want.lower().split("-")[0]
 
 
-def _bounded(term: str) -> str:
-    pattern = re.escape(term)
-    first, last = term[0], term[-1]
-    if _WORD.match(first) and not _NO_SPACES.match(first):
-        pattern = r"(?<!\w)" + pattern
-    if _WORD.match(last) and not _NO_SPACES.match(last):
-        pattern += r"(?!\w)"
-    return pattern
+def _spaced(char: str) -> bool:
+    """A letter or digit of a script that writes spaces: terms get word boundaries there."""
+    return _WORD.match(char) is not None and _NO_SPACES.match(char) is None
+
+
+class _Trie:
+    """Literal terms as one regex that tries a position's longer terms first.
+
+    One alternation of thousands of terms is tried term by term at every position (0.4 s for a
+    1,000-character line with 5,000 names); a trie tries only the terms that begin there.
+    """
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Trie] = {}
+        self.end = False
+
+    def add(self, term: str) -> None:
+        node = self
+        for char in term:
+            node = node.children.setdefault(char, _Trie())
+        node.end = True
+
+    def pattern(self, last: str = "") -> str:
+        alternatives = [re.escape(c) + child.pattern(c) for c, child in self.children.items()]
+        if self.end:  # tried last, so that a longer term wins
+            alternatives.append(r"(?!\w)" if _spaced(last) else "")
+        if len(alternatives) == 1:
+            return alternatives[0]
+        return "(?:" + "|".join(alternatives) + ")"
+
+    def regex(self) -> re.Pattern[str]:
+        firsts = [
+            (r"(?<!\w)" if _spaced(c) else "") + re.escape(c) + child.pattern(c)
+            for c, child in self.children.items()
+        ]
+        return re.compile("|".join(firsts))
 
 
 @dataclass(frozen=True)
@@ -91,8 +119,10 @@ class Lexicon:
             literal: dict[str, str] = {}
             for e in sorted((e for e in live if not e.regex), key=lambda e: e.specificity):
                 literal[e.term] = e.say  # more specific entries come later and win
-            terms = sorted(literal, key=lambda t: -len(t))  # stable: file order among equals
-            joined = re.compile("|".join(_bounded(t) for t in terms)) if terms else None
+            trie = _Trie()
+            for term in literal:
+                trie.add(term)
+            joined = trie.regex() if literal else None
             patterns = [(re.compile(e.term), e.say) for e in live if e.regex]
             self._cache[key] = (joined, literal, patterns)
         return self._cache[key]

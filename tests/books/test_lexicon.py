@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.books.lexicon import (
     Lexicon,
@@ -130,3 +132,31 @@ def test_yaml_file_errors(tmp_path: Path) -> None:
     path.write_text("a: [b\n", encoding="utf-8")
     with pytest.raises(ManifestError, match=r"lex\.yaml:2: bad YAML"):
         load_lexicon(path)
+
+
+def _reference(terms: dict[str, str], text: str) -> str:
+    """The plain definition: one alternation, longest term first, word boundaries by hand."""
+    import re
+
+    def bounded(term: str) -> str:
+        pattern = re.escape(term)
+        if re.match(r"[A-Za-z0-9]", term[0]):
+            pattern = r"(?<!\w)" + pattern
+        if re.match(r"[A-Za-z0-9]", term[-1]):
+            pattern += r"(?!\w)"
+        return pattern
+
+    ordered = sorted(terms, key=lambda t: -len(t))
+    joined = re.compile("|".join(bounded(t) for t in ordered))
+    return joined.sub(lambda m: terms[m.group(0)], text)
+
+
+@given(
+    st.dictionaries(st.text(alphabet="ab 重庆.", min_size=1, max_size=4), st.text("XY", max_size=2),
+                    max_size=6),
+    st.text(alphabet="ab 重庆.c", max_size=30),
+)
+def test_trie_matches_the_plain_definition(terms: dict[str, str], text: str) -> None:
+    terms = {t: s for t, s in terms.items() if t.strip() == t and t}
+    lexicon = build([LexiconEntry(t, s) for t, s in terms.items()])
+    assert lexicon.apply(text) == (_reference(terms, text) if terms else text)
