@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,6 @@ def test_yaml_file_errors(tmp_path: Path) -> None:
 
 def _reference(terms: dict[str, str], text: str) -> str:
     """The plain definition: one alternation, longest term first, word boundaries by hand."""
-    import re
 
     def bounded(term: str) -> str:
         pattern = re.escape(term)
