@@ -42,6 +42,7 @@ _EAST_ASIAN = re.compile(
     r"\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
 )
 _SPACES = re.compile(r"\s+")
+_BROKEN = re.compile(r"[^\S\n\r]*[\n\r]\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +104,17 @@ def _a_name(el: Any) -> str | None:
 
 
 def collapse(text: str) -> str:
-    """HTML white space rules: runs become one space; a line break between CJK disappears."""
+    """HTML white space rules: runs become one space; a line break next to CJK disappears."""
     text = text.replace("\u00ad", "").replace("\u200b", "")
+    if "\n" in text or "\r" in text:  # only runs with a line break need to look around them
+        text = _BROKEN.sub(lambda m: _join_break(text, m), text)
+    return _SPACES.sub(" ", text).strip()
 
-    def one(match: re.Match[str]) -> str:
-        before = text[match.start() - 1] if match.start() else ""
-        after = text[match.end()] if match.end() < len(text) else ""
-        broken = "\n" in match.group() or "\r" in match.group()
-        if broken and (_EAST_ASIAN.match(before or " ") or _EAST_ASIAN.match(after or " ")):
-            return ""
-        return " "
 
-    return _SPACES.sub(one, text).strip()
+def _join_break(text: str, match: re.Match[str]) -> str:
+    before = text[match.start() - 1] if match.start() else " "
+    after = text[match.end()] if match.end() < len(text) else " "
+    return "" if _EAST_ASIAN.match(before) or _EAST_ASIAN.match(after) else " "
 
 
 def _local(el: Any) -> str:
