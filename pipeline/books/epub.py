@@ -38,7 +38,8 @@ Selector = str | int
 @dataclass(frozen=True)
 class EpubOptions:
     """``include``/``exclude``: chapter titles (glob, or ``re:REGEX``; case-insensitive) or
-    1-based positions in the TOC (negative counts from the end)."""
+    1-based positions in the chapter list, as ``plan`` shows it (negative counts from the end).
+    A chapter is kept when ``include`` is empty or matches it, and ``exclude`` does not."""
 
     include: tuple[Selector, ...] = ()
     exclude: tuple[Selector, ...] = ()

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import ebooklib
 from ebooklib import epub
+from lxml import etree
 
 from pipeline.books.model import BookInfo, Cover
 from pipeline.books.xhtml import collapse
@@ -81,6 +82,27 @@ def check_archive(data: bytes, display: str, limits: EpubLimits) -> None:
     if total > limits.max_total_bytes:
         raise fail(display, f"refused: the archive inflates to {total} bytes (limit "
                    f"{limits.max_total_bytes})")
+    _check_not_encrypted(data, display)
+
+
+def _check_not_encrypted(data: bytes, display: str) -> None:
+    """Refuse DRM: encrypted chapters would only yield "cannot be parsed" for every file.
+
+    Obfuscated fonts are listed in the same ``encryption.xml`` and are harmless: only
+    encrypted text documents count.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        try:
+            listing = zf.read("META-INF/encryption.xml")
+        except KeyError:
+            return
+    try:
+        root = etree.fromstring(listing, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return  # a broken listing: the documents themselves will tell
+    uris = [el.get("URI") or "" for el in root.iter() if str(el.tag).endswith("CipherReference")]
+    if any(uri.lower().endswith((".xhtml", ".html", ".htm")) for uri in uris):
+        raise fail(display, "the book's text is encrypted (DRM); use a copy without DRM")
 
 
 def read_archive(path: Path, display: str, limits: EpubLimits) -> bytes:

@@ -316,3 +316,23 @@ def test_shared_places_missing_anchors_and_loose_markup(tmp_path: Path) -> None:
     assert "'Part' has no text of its own" in notes
     assert "'Not in the spine' points at extra.xhtml" in notes
     assert "spine item 'ghost' is not in the manifest" in notes
+
+
+def test_drm_is_refused_but_obfuscated_fonts_are_not(tmp_path: Path) -> None:
+    def listing(uri: str) -> str:
+        return (
+            '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+            'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+            f'<enc:CipherData><enc:CipherReference URI="{uri}"/></enc:CipherData>'
+            "</enc:EncryptedData></encryption>"
+        )
+
+    for uri, refused in (("OEBPS/body.xhtml", True), ("OEBPS/font.otf", False)):
+        path = book3(tmp_path)
+        with zipfile.ZipFile(path, "a") as zf:
+            zf.writestr("META-INF/encryption.xml", listing(uri))
+        if refused:
+            with pytest.raises(ManifestError, match=r"book\.epub: the book's text is encrypted"):
+                read_epub(path)
+        else:
+            assert len(read_epub(path).chapters) == 5
