@@ -68,6 +68,12 @@ def _after(text: str, language: str) -> str:
 
 
 def normalize(text: str, language: str) -> str:
+    """See ``_normalize``; cached, as scripts repeat lines and the grammars are slow."""
+    return _normalize(text, language)
+
+
+@lru_cache(maxsize=8192)
+def _normalize(text: str, language: str) -> str:
     """``text`` with numbers, dates, times, units, currencies and ordinals spelt out.
 
     ``language`` is a code ``language_of`` understands; ``NormalizeError`` for another one or
