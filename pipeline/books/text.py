@@ -5,7 +5,7 @@ of the built-in rules, or the user's regex instead of them:
 - Chinese and Japanese ``第…回/章/节/節/卷`` with Chinese, full-width or Arabic numerals
   (``第一回 宴桃园豪杰三结义``, ``第12章``, ``第三章　旅立ち``);
 - ``Chapter N`` / ``CHAPTER I.`` / ``Chapter Twelve: Title`` (any case);
-- a Roman numeral alone on its line (``IV``, ``XII.``).
+- a Roman numeral from I to CCCXCIX alone on its line (``IV``, ``XII.``).
 Text before the first heading is a preface chapter (or skipped, by option). A heading followed
 directly by another heading has no text of its own (a table of contents at the top of the
 file): it is skipped with a note rather than made an empty chapter.
@@ -36,7 +36,8 @@ _NUMBER_WORDS = (
 )
 _EN_NUM = rf"\d+|[IVXLCDMivxlcdm]+|(?i:(?:{_NUMBER_WORDS})(?:[-\s](?:{_NUMBER_WORDS}))*)"
 _EN = rf"(?i:chapter)\s+(?:{_EN_NUM})(?:[.:]?(?:\s+.*)?|[.:—-].*)"
-_ROMAN = r"(?=[IVXLCDM])M{0,4}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})\.?"
+# 1 to 399: no book has more chapters, and "D." or "MIX" alone on a line is not a heading.
+_ROMAN = r"(?=[IVXLC])C{0,3}(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})\.?"
 BUILTIN_HEADINGS = re.compile(f"(?:{_ZH})|(?:{_EN})|(?:{_ROMAN})")
 
 

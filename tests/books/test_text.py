@@ -106,6 +106,9 @@ def test_english_book_with_roman_chapter_headings(tmp_path: Path) -> None:
         ("Chapters are long", False),
         ("I am here.", False),
         ("IIII", False),
+        ("MIX", False),
+        ("D.", False),
+        ("CXLII.", True),
         ("", False),
     ],
 )
