@@ -31,9 +31,13 @@ _VTT_TIMESTAMP = re.compile(r"(\d{0,4}:)?(\d{2}):(\d{2})\.(\d{2,3})")
 _TAG = re.compile(r"<[^>]*>")
 _VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]+)>")
 _DRAWING = re.compile(r"\\p[1-9]")
-# "JOHN: Hi", "- Mary Ann: Hello", "老王：走吧": up to three words, no digits (not "10:30").
-_PREFIX = re.compile(r"-?\s*([^\W\d_][^\W\d_'’.-]*(?: [^\W\d_][^\W\d_'’.-]*){0,2})\s*[:：]\s*(.+)",
-                     re.DOTALL)
+# "JOHN: Hi", "- Mary Ann: Hello", "Guard 2: Halt", "老王：走吧": up to three words and maybe a
+# number; what follows must not start with a digit ("At 10:30" names nobody).
+_PREFIX = re.compile(
+    r"-?\s*([^\W\d_][^\W\d_'’.-]*(?: [^\W\d_][^\W\d_'’.-]*){0,2}(?: \d{1,2})?)\s*[:：]\s*"
+    r"(?![\s\d])(.+)",
+    re.DOTALL,
+)
 _ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 

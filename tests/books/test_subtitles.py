@@ -136,6 +136,8 @@ def test_markup_and_prefix_helpers() -> None:
     assert speaker_prefix("老王：走吧") == ("老王", "走吧")
     assert speaker_prefix("- Mary Ann: Hello") == ("Mary Ann", "Hello")
     assert speaker_prefix("At 10:30 we go") == (None, "At 10:30 we go")
+    assert speaker_prefix("Guard 2: Halt!") == ("Guard 2", "Halt!")
+    assert speaker_prefix("Meet at 5: 30 people") == (None, "Meet at 5: 30 people")
     lowercase = "note: lowercase is not a name"
     assert speaker_prefix(lowercase) == (None, lowercase)
 
