@@ -21,6 +21,7 @@ echoes. Answer sizes and waits are bounded by :mod:`pipeline.bounds`.
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import logging
 import re
@@ -134,7 +135,7 @@ class ClientConfig:
 
 def check_base_url(base_url: str, redactor: Redactor | None = None) -> str:
     """``base_url`` when it is a usable http(s) URL; a one-line ConfigError otherwise."""
-    shown = repr((redactor or Redactor()).clean(base_url[:200]))
+    shown = "'" + (redactor or Redactor()).clean(base_url[:200]) + "'"
     try:
         url = URL(base_url)
         port, host = url.port, url.host
@@ -147,7 +148,20 @@ def check_base_url(base_url: str, redactor: Redactor | None = None) -> str:
         raise ConfigError("the base URL must not carry credentials; pass the token instead")
     if port is None or not 0 < port < 65536:
         raise ConfigError(f"base URL {shown} has a port out of range (1 to 65535)")
+    if not _valid_host(host):
+        raise ConfigError(f"base URL {shown} has a malformed host {host[:100]!r}")
     return base_url
+
+
+def _valid_host(host: str) -> bool:
+    if ":" in host:  # an IPv6 literal, perhaps with a zone
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        return True
+    # yarl has made an internationalised name ASCII (punycode) already.
+    return re.fullmatch(r"[A-Za-z0-9._-]{1,253}", host) is not None
 
 
 @dataclass(frozen=True)
