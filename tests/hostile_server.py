@@ -209,30 +209,49 @@ def _voices_handler(server: HostileServer) -> Callable[[web.Request], Awaitable[
     return voices
 
 
+MALFORMED = {
+    # aiohttp's parser errors quote the bytes they choke on: here, the echoed token.
+    "status": b"HTTP/1.1 2x0 %s\r\n\r\n",
+    "header": b"HTTP/1.1 200 OK\r\nX-Bad\x01: %s\r\nContent-Length: 2\r\n\r\nhi",
+    "chunk": b"HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nTransfer-Encoding: chunked"
+             b"\r\n\r\nzz%s\r\n",
+}
+
+
+def _malformed_handler(server: HostileServer) -> Callable[
+        [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.requests += 1
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            auth = next((line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                         if line.lower().startswith(b"authorization:")), b"")
+            writer.write(MALFORMED[server.mode] % auth)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    return handle
+
+
 @contextmanager
-def hostile_server() -> Iterator[HostileServer]:
-    """A started hostile server in its own thread; stopped (and its thread ended) on exit."""
-    server = HostileServer()
-    app = web.Application()
-    app.router.add_post("/v1/audio/speech", _speech_handler(server))
-    app.router.add_get("/v1/audio/voices", _voices_handler(server))
+def _in_thread(server: HostileServer, start: Callable[[], Awaitable[Callable[[], Awaitable[
+        None]]]]) -> Iterator[HostileServer]:
+    """Run ``start`` (which returns its cleanup) on a loop in a daemon thread until exit."""
     ready: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = (
         concurrent.futures.Future()
     )
 
     async def main() -> None:
-        runner = web.AppRunner(app, handler_cancellation=True)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        server.base_url = f"http://127.0.0.1:{port}"
+        cleanup = await start()
         stop = asyncio.Event()
         ready.set_result((asyncio.get_running_loop(), stop))
         try:
             await stop.wait()
         finally:
-            await runner.cleanup()
+            await cleanup()
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
     thread.start()
@@ -242,3 +261,42 @@ def hostile_server() -> Iterator[HostileServer]:
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=10)
+
+
+@contextmanager
+def hostile_server() -> Iterator[HostileServer]:
+    """A started hostile server in its own thread; stopped (and its thread ended) on exit."""
+    server = HostileServer()
+    app = web.Application()
+    app.router.add_post("/v1/audio/speech", _speech_handler(server))
+    app.router.add_get("/v1/audio/voices", _voices_handler(server))
+
+    async def start() -> Callable[[], Awaitable[None]]:
+        runner = web.AppRunner(app, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        return runner.cleanup
+
+    with _in_thread(server, start) as started:
+        yield started
+
+
+@contextmanager
+def malformed_server() -> Iterator[HostileServer]:
+    """A raw TCP server answering broken HTTP (``MALFORMED[mode]``) with the token inside."""
+    server = HostileServer(mode="status")
+
+    async def start() -> Callable[[], Awaitable[None]]:
+        tcp = await asyncio.start_server(_malformed_handler(server), "127.0.0.1", 0)
+        server.base_url = f"http://127.0.0.1:{tcp.sockets[0].getsockname()[1]}"
+
+        async def cleanup() -> None:
+            tcp.close()
+            await tcp.wait_closed()
+
+        return cleanup
+
+    with _in_thread(server, start) as started:
+        yield started

@@ -20,8 +20,10 @@ import pytest
 from hostile_server import (
     CONTROL,
     LEAKING_MODES,
+    MALFORMED,
     HostileServer,
     hostile_server,
+    malformed_server,
 )
 
 from pipeline.bounds import ERROR_BODY_LIMIT, MAX_RETRY_AFTER_S, audio_body_limit
@@ -106,6 +108,16 @@ def test_echoed_token_is_removed_from_every_error(
     assert STILL_SAYS[mode] in str(error)
     if mode == "html_502":  # entity- and base64-encoded echoes are gone too
         assert base64.b64encode(f"Bearer {canary}".encode()).decode() not in str(error)
+
+
+@pytest.mark.parametrize("variant", list(MALFORMED))
+def test_parser_errors_quoting_the_token_are_cleaned(canary: str, variant: str) -> None:
+    with malformed_server() as server:
+        error = exchange(server, canary, variant)
+    assert isinstance(error, TransientApiError)
+    assert "***" in error.message  # the parser quoted the echo; it is gone
+    assert error.__cause__ is None and error.__suppress_context__
+    assert_clean(views(error), canary)
 
 
 def test_voice_list_fields_are_cleaned(server: HostileServer, canary: str) -> None:
