@@ -77,6 +77,10 @@ VOICES_PATH = "/v1/audio/voices"
 VOICES_PAGE_SIZE = 100
 # A server that keeps saying has_more would otherwise keep the client paging forever.
 MAX_VOICE_PAGES = 1000
+# Bounds on what a voice list may hold in memory, whatever the server keeps sending.
+MAX_VOICES = 10_000
+MAX_VOICE_FIELD_CHARS = 1000
+MAX_VOICE_EMOTIONS = 50
 MESSAGE_CHARS = 200
 # A server message longer than this is cut: it is for a report line, not a document.
 MAX_MESSAGE_CHARS = 500
@@ -200,23 +204,29 @@ class Voice:
 
     @classmethod
     def from_json(cls, item: Mapping[str, Any]) -> Voice:
+        listed = item.get("support_emotions")
         emotions = tuple(
-            str(e["emotion"])
-            for e in item.get("support_emotions") or ()
+            _voice_field(e["emotion"])
+            for e in (listed if isinstance(listed, list) else ())[:MAX_VOICE_EMOTIONS]
             if isinstance(e, Mapping) and e.get("emotion")
         )
         return cls(
-            voice_id=str(item["voice_id"]),
-            name=str(item.get("name") or ""),
-            language_code=str(item.get("language_code") or ""),
-            language_name=str(item.get("language_name") or ""),
-            model_type=str(item.get("model_type") or ""),
-            state=str(item.get("state") or ""),
+            voice_id=_voice_field(item["voice_id"]),
+            name=_voice_field(item.get("name")),
+            language_code=_voice_field(item.get("language_code")),
+            language_name=_voice_field(item.get("language_name")),
+            model_type=_voice_field(item.get("model_type")),
+            state=_voice_field(item.get("state")),
             is_system_voice=bool(item.get("is_system_voice")),
-            preview_text=str(item.get("preview_text") or ""),
-            preview_audio=str(item.get("preview_audio") or ""),
+            preview_text=_voice_field(item.get("preview_text")),
+            preview_audio=_voice_field(item.get("preview_audio")),
             emotions=emotions,
         )
+
+
+def _voice_field(value: object) -> str:
+    # The value was cleaned when the answer was parsed; this only bounds its length.
+    return str(value or "")[:MAX_VOICE_FIELD_CHARS]
 
 
 @dataclass(frozen=True)
@@ -558,13 +568,14 @@ class SpeechClient:
                 params["model_type"] = model_type
             answer = await self._exchange("GET", VOICES_PATH, JSON_BODY_LIMIT, params=params)
             data = _json_data(answer, self.host)
-            items = data.get("voice_list") or []
+            listed = data.get("voice_list")
+            items = listed if isinstance(listed, list) else []
             voices.extend(
                 Voice.from_json(i) for i in items if isinstance(i, Mapping) and i.get("voice_id")
             )
-            if not data.get("has_more") or not items:
+            if not data.get("has_more") or not items or len(voices) >= MAX_VOICES:
                 break
-        return voices
+        return voices[:MAX_VOICES]
 
     def _headers(self) -> dict[str, str]:
         token = self._config.token

@@ -659,3 +659,28 @@ async def test_list_voices_error_code(canned: CannedServer) -> None:
         with pytest.raises(FatalApiError) as caught:
             await client.list_voices()
     assert caught.value.code == 4101 and caught.value.http_status == 200
+
+
+async def test_hostile_voice_list_shapes_are_bounded(canned: CannedServer) -> None:
+    odd = {"voice_id": "x" * 5000, "name": ["not", "text"], "support_emotions": 7}
+    many_emotions = {"voice_id": "e", "support_emotions": [{"emotion": "sad"}] * 500}
+    page = {"has_more": True, "voice_list": [odd, many_emotions, "junk", 3]}
+    canned.answers += [
+        Canned(200, as_json({"code": 0, "msg": "", "data": page})),
+        Canned(200, as_json({"code": 0, "msg": "", "data": {"has_more": True,
+                                                             "voice_list": 12}})),
+    ]
+    async with SpeechClient(config(canned.url)) as client:
+        voices = await client.list_voices()
+    assert [len(v.voice_id) for v in voices] == [1000, 1]
+    assert voices[0].name == "['not', 'text']" and voices[0].emotions == ()
+    assert len(voices[1].emotions) == 50
+    assert len(canned.seen) == 2  # a voice_list that is not a list ends the paging
+
+
+async def test_endless_voice_pages_stop_at_the_voice_bound(canned: CannedServer) -> None:
+    pages = 10_000 // 100 + 5
+    canned.answers += [voice_page([f"p{p}-{i}" for i in range(100)], True) for p in range(pages)]
+    async with SpeechClient(config(canned.url)) as client:
+        voices = await client.list_voices()
+    assert len(voices) == 10_000 and len(canned.seen) == 100
