@@ -303,7 +303,7 @@ def _transport_error(
     # aiohttp's parser errors quote the bytes of a bad answer, which a hostile server fills
     # with the token: the detail is cleaned, and the original is not chained (``from None``)
     # so that no traceback shows it.
-    detail = " ".join(redactor.clean(str(exc)).split())[:MAX_MESSAGE_CHARS]
+    detail = redactor.clean(" ".join(str(exc).split()))[:MAX_MESSAGE_CHARS]
     message = f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else "")
     return TransientApiError(code, message, host=host)
 

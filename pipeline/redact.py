@@ -149,7 +149,7 @@ def check_token(token: str, variable: str = "the API token") -> str:
     stripped = token.strip()
     for position, char in enumerate(stripped, start=1):
         if not "\x21" <= char <= "\x7e":
-            kind = "a space" if char.isspace() else (
+            kind = "whitespace" if char.isspace() else (
                 "a control character" if unicodedata.category(char) == "Cc" else
                 "a non-ASCII character")
             raise ConfigError(

@@ -426,11 +426,11 @@ def test_token_whitespace_around_is_stripped(padded: str) -> None:
 @pytest.mark.parametrize(
     ("token", "kind"),
     [
-        (f"{TOKEN[:10]}\n{TOKEN[10:]}", "a space"),  # a newline is whitespace
+        (f"{TOKEN[:10]}\n{TOKEN[10:]}", "whitespace"),
         (f"{TOKEN[:10]}\x00{TOKEN[10:]}", "a control character"),
         (f"{TOKEN[:10]}\x7f{TOKEN[10:]}", "a control character"),
         (f"{TOKEN[:10]}é{TOKEN[10:]}", "a non-ASCII character"),
-        (f"{TOKEN[:10]} {TOKEN[10:]}", "a space"),
+        (f"{TOKEN[:10]} {TOKEN[10:]}", "whitespace"),
     ],
 )
 def test_token_with_bad_characters_inside_is_refused_unshown(token: str, kind: str) -> None:
