@@ -376,7 +376,7 @@ def _text_snippet(body: bytes, redactor: Redactor) -> str:
     Entities and JSON escapes are decoded and the token removed before the text is cut, so
     that neither an encoded token nor the start of one survives.
     """
-    text = body[: MESSAGE_CHARS * 20].decode("utf-8", errors="replace")
+    text = redactor.redact_cut(body[: MESSAGE_CHARS * 20].decode("utf-8", errors="replace"))
     text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
     text = re.sub(r"(?s)<[^>]*>", " ", text)
     text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)

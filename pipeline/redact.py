@@ -114,6 +114,18 @@ class Redactor:
         """``text`` with every known form of the token replaced by ``***``."""
         return text if self._pattern is None else self._pattern.sub(MASK, text)
 
+    def redact_cut(self, text: str) -> str:
+        """:meth:`redact`, for a text cut from a longer one: a start of the token at its end
+        (at least ``MIN_SECRET_LENGTH`` characters of it) is removed too."""
+        text = self.redact(text)
+        if self._pattern is None:
+            return text
+        folded, token = text.lower(), self.token.lower()
+        for size in range(len(token) - 1, MIN_SECRET_LENGTH - 1, -1):
+            if folded.endswith(token[:size]):
+                return text[: len(text) - size] + MASK
+        return text
+
     def found_in(self, text: str) -> bool:
         """Whether ``text`` holds the token in any of the forms :meth:`redact` removes."""
         return self._pattern is not None and self._pattern.search(text) is not None

@@ -684,3 +684,14 @@ async def test_endless_voice_pages_stop_at_the_voice_bound(canned: CannedServer)
     async with SpeechClient(config(canned.url)) as client:
         voices = await client.list_voices()
     assert len(voices) == 10_000 and len(canned.seen) == 100
+
+
+async def test_token_cut_by_the_snippet_window_leaves_no_start_behind(
+    canned: CannedServer,
+) -> None:
+    # The snippet reads the first 4,000 bytes: the token straddles that edge.
+    body = b"busy" + b" " * 3980 + TOKEN.encode()
+    canned.answers.append(Canned(502, body, "text/plain"))
+    async with SpeechClient(config(canned.url)) as client:
+        error = await fail(client)
+    assert TOKEN[:12] not in error.message and error.message == "busy ***"

@@ -320,3 +320,11 @@ def test_percent_encoded_token_is_found_in_either_hex_case() -> None:
     encoded = quote(token, safe="")
     for text in (f"?t={encoded}", f"?t={encoded.lower()}", f"?t={quote_plus(token)}"):
         assert redactor.redact(text) == "?t=***", text
+
+
+def test_a_start_of_the_token_at_the_end_of_a_cut_text_is_removed() -> None:
+    redactor = Redactor(REDACT_TOKEN)
+    assert redactor.redact_cut(f"echo {REDACT_TOKEN[:20]}") == "echo ***"
+    assert redactor.redact_cut(f"a {REDACT_TOKEN} b {REDACT_TOKEN[:9]}") == "a *** b ***"
+    # Too short a start to be a secret's: ordinary text ends like that.
+    assert redactor.redact_cut(f"echo {REDACT_TOKEN[:4]}") == f"echo {REDACT_TOKEN[:4]}"
