@@ -39,7 +39,7 @@ CONTROL = "\x1b[2J\x1b[31m\x1b]0;pwned\x07\r\u202e"
 MODES = (
     "ok", "json_msg", "json_200", "json_escaped", "html_502", "text_200", "redirect",
     "control", "header_echo", "giant", "giant_declared", "gzip_bomb", "gzip_error_bomb",
-    "huge_error", "deep_json", "drip", "retry_after",
+    "huge_error", "deep_json", "drip", "retry_after", "alternate",
 )
 LEAKING_MODES = (
     "json_msg", "json_200", "json_escaped", "html_502", "text_200", "redirect", "control",
@@ -160,10 +160,15 @@ def _speech_handler(server: HostileServer) -> Callable[[web.Request], Awaitable[
         auth, token = _token(request)
         server.authorizations.append(auth)
         mode = server.mode
+        if mode == "alternate":  # a leaking transient error, then audio: retries succeed
+            mode = "html_502" if server.requests % 2 else "ok"
         if mode in LEAKING_MODES:
             return _leaking_answer(mode, auth, token)
         if mode == "ok":
-            return web.Response(body=wav_bytes(), content_type="audio/wav")
+            body = await request.json()
+            rate = body.get("sample_rate", 24000) if isinstance(body, dict) else 24000
+            return web.Response(body=wav_bytes(rate=rate), content_type="audio/wav",
+                                headers=_echo_headers(auth))
         if mode == "giant":
             return await _stream(request, server, 200, "audio/mpeg", GIANT_BYTES,
                                  bytes(1024 * 1024))

@@ -275,6 +275,24 @@ def test_cli_run_against_an_echoing_server_leaves_the_token_nowhere(
     _assert_outputs_clean(done, tmp_path, canary)
 
 
+def test_cli_run_that_succeeds_through_leaking_retries_stores_no_token(
+    server: HostileServer, canary: str, tmp_path: Path
+) -> None:
+    server.mode = "alternate"
+    job = helpers.write_job(tmp_path, {"c1": ["first line.", "second line."],
+                                       "c2": ["third line."]})
+    out = tmp_path / "out"
+    done = _cli(["run", str(job), "--out", str(out), "--base-url", server.base_url,
+                 "--progress", "jsonl", "--retries", "4", "--qps", "1000", "--concurrency", "1",
+                 "--junit", str(tmp_path / "junit.xml"), "--summary"],
+                canary, tmp_path / "summary.md")
+    assert done.returncode == 0, done.stderr
+    report = (out / "report.json").read_text()
+    assert '"retries": 3' in report and "Bad gateway" in done.stdout + done.stderr
+    assert len(list((out / ".cache").rglob("*.wav"))) == 3  # the answers were cached
+    _assert_outputs_clean(done, tmp_path, canary)
+
+
 def test_cli_run_refuses_a_line_holding_the_token(
     server: HostileServer, canary: str, tmp_path: Path
 ) -> None:
