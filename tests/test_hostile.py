@@ -278,7 +278,7 @@ def test_cli_run_against_an_echoing_server_leaves_the_token_nowhere(
 def test_cli_run_that_succeeds_through_leaking_retries_stores_no_token(
     server: HostileServer, canary: str, tmp_path: Path
 ) -> None:
-    server.mode = "alternate"
+    server.mode, server.requests = "alternate", 0  # odd requests fail: 3 retries for 3 chunks
     job = helpers.write_job(tmp_path, {"c1": ["first line.", "second line."],
                                        "c2": ["third line."]})
     out = tmp_path / "out"
