@@ -42,11 +42,12 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\
 def _is_control(char: str, keep_newlines: bool) -> bool:
     if char == "\n" and keep_newlines:
         return False
-    return unicodedata.category(char) == "Cc" or char in _BIDI
+    # Line and paragraph separators (Zl, Zp) break a line in some terminals and editors.
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI
 
 
 def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
-    """``text`` with control characters (C0, DEL, C1, bidi controls) as visible escapes.
+    """``text`` with control characters (C0, DEL, C1, bidi, U+2028/9) as visible escapes.
 
     A tab becomes ``\\t`` and a newline ``\\n`` (kept as is with ``keep_newlines``, for a
     message that is meant to span lines); the others become ``\\xNN`` or ``\\uNNNN``.

@@ -296,6 +296,7 @@ def test_redactor_leaves_other_text_alone_and_hides_itself() -> None:
         ("abc\u202etxt.exe", "abc\\u202etxt.exe", False),
         ("\x9b31m C1", "\\x9b31m C1", False),
         ("你好，世界。 ok", "你好，世界。 ok", False),
+        ("a\u2028b\u2029c\u3000d", "a\\u2028b\\u2029c\u3000d", False),
     ],
 )
 def test_control_characters_are_escaped(text: str, expected: str, keep_newlines: bool) -> None:
