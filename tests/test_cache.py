@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.cache import (
     CHECKSUM_NAME,
+    KEY_NAME,
     LOCK_NAME,
     CacheStats,
     ChunkCache,
@@ -55,7 +56,7 @@ OTHER_VALUE: dict[str, Any] = {
 
 def entry_files(cache: ChunkCache, key: str) -> tuple[Path, Path]:
     entry = cache.path_for(key)
-    (audio,) = [p for p in entry.iterdir() if p.name != CHECKSUM_NAME]
+    (audio,) = [p for p in entry.iterdir() if p.name not in (CHECKSUM_NAME, KEY_NAME)]
     return audio, entry / CHECKSUM_NAME
 
 
