@@ -79,7 +79,8 @@ CACHE_SCHEMA = "tts-pipeline-chunk/1"
 _KEY = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"[a-z0-9]{1,10}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_IN_THE_WAY = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR)
+# What a rename onto an entry's path meets when something is there, or its shard is gone.
+_IN_THE_WAY = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR, errno.ENOENT)
 DEFAULT_SYNC_INTERVAL_S = 1.0
 DEFAULT_SYNC_EVERY = 256
 
@@ -116,6 +117,7 @@ class ChunkCache:
         self._corrupt = 0
         self._writes = 0
         self._cleaned = False
+        self._ready: set[Path] = set()  # folders known to be real folders (see _ensure)
         self._staging: Staging | None = None
         self._stagings: list[Staging] = []  # shared with the finalizer, which must not hold self
         self._syncer = SyncBatcher(self._dir, sync_interval_s, sync_every)
@@ -276,6 +278,7 @@ class ChunkCache:
                     existing = self._lookup(key)  # moves anything invalid aside
                     if existing is not None:
                         return existing
+                    self._ensure(entry.parent, fresh=True)
                     continue
                 committed = True
                 break
@@ -290,13 +293,19 @@ class ChunkCache:
         self._syncer.committed(entry)
         return entry / f"{AUDIO_STEM}.{ext}"
 
-    def _ensure(self, folder: Path) -> None:
-        """``folder`` as a real folder; the cache's own root may be a link the user made."""
+    def _ensure(self, folder: Path, *, fresh: bool = False) -> None:
+        """``folder`` as a real folder; the cache's own root may be a link the user made.
+
+        Checked once per folder and process (a rename into it says if it has gone since),
+        or again when ``fresh``."""
+        if folder in self._ready and not fresh:
+            return
         if folder == self._dir:
             folder.mkdir(parents=True, exist_ok=True)
         else:
             self._ensure(folder.parent)
             ensure_folder(folder, self._move_aside)
+        self._ready.add(folder)
 
     def _staging_folder(self) -> Staging:
         with self._lock:
