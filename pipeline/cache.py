@@ -161,14 +161,21 @@ class ChunkCache:
         """The entry's audio file if a valid entry is there; anything else at its path is
         moved aside and counts as absent. ConfigError when that cannot be done (a read-only
         cache): every answer bought would be lost too, so nothing should be sent."""
+        try:
+            return self.find(key)
+        except StorageError as exc:
+            raise ConfigError(
+                f"{exc}; make the cache folder {self._dir} usable or use another --cache-dir"
+            ) from exc
+
+    def find(self, key: str) -> Path | None:
+        """``get`` for a run under way (after taking the key's claim): the same repair, but
+        StorageError (an OSError) when it cannot be done, like ``put``."""
         self._clean_once()
         try:
             audio = self._lookup(key)
         except OSError as exc:
-            error = storage_error(exc, "read the cache in", self._dir)
-            raise ConfigError(
-                f"{error}; make the cache folder {self._dir} usable or use another --cache-dir"
-            ) from exc
+            raise storage_error(exc, "read the cache in", self._dir) from exc
         self._count(hits=int(audio is not None), misses=int(audio is None))
         return audio
 

@@ -517,6 +517,10 @@ def test_a_damaged_entry_in_a_cache_that_cannot_change_is_one_clear_error(
     assert f"cache entry {cache.path_for(key)} is " in message
     assert "cannot be moved aside" in message and os.strerror(code) in message
     assert "--cache-dir" in message and "\n" not in message
+    # During a run (after the key's claim), the same damage is a StorageError, an OSError.
+    with pytest.raises(StorageError, match="cannot be moved aside") as during:
+        ChunkCache(tmp_path).find(key)
+    assert during.value.errno == code
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ found = 0
 async def buy(key):
     global found
     async with cache.claim(key):
-        if await anyio.to_thread.run_sync(cache.get, key) is not None:
+        if await anyio.to_thread.run_sync(cache.find, key) is not None:
             found += 1
             return
         fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
