@@ -64,11 +64,14 @@ def storage_error(exc: OSError, action: str, path: Path | str) -> StorageError:
     """``exc`` as one clear line: ``cannot <action> <path>: <reason>; <fix>``."""
     if isinstance(exc, StorageError):
         return exc
-    code = exc.errno or errno.EIO
+    return StorageError(exc.errno or errno.EIO, f"cannot {action} {path}: {explain(exc)}")
+
+
+def explain(exc: OSError) -> str:
+    """Why an OSError happened and, when there is one, the fix: ``reason; fix``."""
     reason = exc.strerror or str(exc)
-    advice = _ADVICE.get(code)
-    message = f"cannot {action} {path}: {reason}" + (f"; {advice}" if advice else "")
-    return StorageError(code, message)
+    advice = _ADVICE.get(exc.errno or 0)
+    return f"{reason}; {advice}" if advice else reason
 
 
 def refused(path: Path | str, what: str, code: int) -> StorageError:
