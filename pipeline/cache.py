@@ -112,6 +112,7 @@ class ChunkCache:
     ) -> None:
         self._dir = Path(directory)
         self._lock = threading.Lock()
+        self._staging_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
         self._corrupt = 0
@@ -315,7 +316,7 @@ class ChunkCache:
         self._ready.add(folder)
 
     def _staging_folder(self) -> Staging:
-        with self._lock:
+        with self._staging_lock:  # not self._lock: making the folder may count a repair
             if self._staging is None:
                 self._ensure(self._dir / STAGING)
                 self._staging = Staging(self._dir)

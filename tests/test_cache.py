@@ -617,3 +617,21 @@ def test_the_lock_removes_temp_files_a_killed_writer_left(tmp_path: Path) -> Non
     (tmp_path / "ch001.wav").write_bytes(b"a chapter")
     with OutputLock(tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, "ch001.wav"]
+
+
+@pytest.mark.parametrize("name", [".quarantine", ".staging", ".claims"])
+def test_the_caches_own_folders_are_never_followed_out_of_it(tmp_path: Path, name: str) -> None:
+    cache_dir, outside = tmp_path / "cache", tmp_path / "outside"
+    outside.mkdir()
+    cache_dir.mkdir()
+    (cache_dir / name).symlink_to(outside)
+    cache = ChunkCache(cache_dir)
+    key = cache.key(FULL_BODY, HOST)
+    cache.path_for(key).parent.mkdir()
+    cache.path_for(key).write_text("junk")  # to be moved aside
+    with cache.claim(key):
+        assert cache.get(key) is None
+        assert cache.put(key, AUDIO, "mp3").read_bytes() == AUDIO
+    cache.close()
+    assert list(outside.iterdir()) == []
+    assert (cache_dir / name).is_dir() and not (cache_dir / name).is_symlink()
