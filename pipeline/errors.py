@@ -2,6 +2,7 @@
 
 PipelineError
   ConfigError              bad command line or settings; nothing was sent
+  StorageError             a file we write cannot be written (also an OSError, with errno)
   ManifestError            bad input file(s); carries every Problem found
   ApiError                 carries code, message, http_status, logid, host
     TransientApiError      429, 5xx, 4009/4013/4020/4102/5000, reset, timeout, short body
@@ -41,6 +42,19 @@ class PipelineError(Exception):
 
 class ConfigError(PipelineError):
     """A bad command line or setting, found before anything was sent."""
+
+
+class StorageError(PipelineError, OSError):
+    """A file or folder we write cannot be written: disk full, read-only, no permission, or a
+    symbolic link, folder or other non-file where a file belongs. ``str()`` is one line naming
+    the path, the reason and the fix. Also an OSError (``errno`` set), so code that handles
+    OSError from plain file calls handles this one too."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,7 @@ def test_a_book_name_that_is_not_a_plain_name_is_refused(tmp_path: Path, book: s
     assert status == 2 and f"{job}:1: output.book" in stderr, stderr
 
 
-def test_symlinks_under_final_names_are_replaced_not_written_through(
+def test_symlinks_under_final_names_are_refused_not_written_through(
     tmp_path: Path, make_server: MakeServer
 ) -> None:
     server = make_server()
@@ -228,11 +228,19 @@ def test_symlinks_under_final_names_are_replaced_not_written_through(
     link = tmp_path / "link-to-out"
     link.symlink_to(out, target_is_directory=True)
     done = run_cli(run_args(job, link, server.base_url), cli_env("t"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"refusing to write {link / 'report.json'}: it is a symbolic link" in done.stderr
     assert all(v.read_text() == "precious" for v in victims.values())
     assert sorted(p.name for p in outside.iterdir()) == sorted(victims)
+    assert all((out / name).is_symlink() for name in victims), "a link was replaced"
+    # With the links gone, the same command finishes from the cache.
     for name in victims:
-        assert not (out / name).is_symlink(), f"{name} was written through its symlink"
+        (out / name).unlink()
+    requests = server.stats.requests
+    done = run_cli(run_args(job, link, server.base_url), cli_env("t"))
+    assert done.returncode == 0, done.stderr
+    assert server.stats.requests == requests
     assert sorted(chapter_files(out)) == ["ch001.wav", "ch002.wav"]
 
 
