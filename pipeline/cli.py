@@ -11,71 +11,44 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
-
-import anyio
+from typing import TYPE_CHECKING, Any
 
 from pipeline import __version__
-from pipeline.cache import ChunkCache
-from pipeline.client import ClientConfig, SpeechClient
-from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, fatal_advice
-from pipeline.junit import write_junit
-from pipeline.limits import RateLimit
-from pipeline.localserver import ServerConfig, running_server, serve_forever
-from pipeline.manifest import (
-    Chapter,
-    Job,
-    Line,
-    OutputSettings,
-    Overrides,
-    RunSettings,
-    load_job,
-    split_paragraphs,
+from pipeline.advice import fatal_advice
+from pipeline.budget import check_budget
+from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, UsageError
+from pipeline.formats import FILE_EXTENSIONS, FORMATS, SAY_FORMATS
+from pipeline.manifest import Job, OutputSettings, Overrides
+from pipeline.progress import PROGRESS_MODES
+from pipeline.settings import (
+    BACKENDS,
+    DEFAULT_BASE_URL,
+    DEFAULT_BURST,
+    DEFAULT_ENGINE,
+    DEFAULT_QPS,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    LOCAL_DEFAULT_VOICES,
+    LOCAL_ENGINES,
+    Target,
+    TargetChoice,
+    choose_target,
+    merge_run,
 )
-from pipeline.merge import load_report, merge_reports, write_report_json
-from pipeline.planning import Plan, plan_job
-from pipeline.progress import PROGRESS_MODES, make_progress
-from pipeline.report import EXIT_CODES, RunReport
-from pipeline.runner import (
-    CacheLookup,
-    OutputOptions,
-    RetryPolicy,
-    RunConfig,
-    Runner,
-    lookup_cache,
-)
-from pipeline.sharding import SHARD_HELP, Shard, parse_shard, select_shard
-from pipeline.speech import FORMATS, MAX_INPUT_BYTES, SAMPLE_RATES, SpeechParams
-from pipeline.summary import append_summary, markdown_summary
+from pipeline.sharding import SHARD_HELP, Shard, parse_shard
+from pipeline.speech import MAX_INPUT_BYTES, SAMPLE_RATES, SpeechParams
+
+if TYPE_CHECKING:
+    from pipeline.planning import Plan
+    from pipeline.report import RunReport
+    from pipeline.runner import CacheLookup, OutputOptions, RunConfig
 
 TOKEN_VARIABLE = "COZE_API_TOKEN"
 BASE_VARIABLE = "COZE_API_BASE"
 SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
-DEFAULT_BASE_URL = "https://api.coze.cn"
-DEFAULT_QPS = 5.0
-DEFAULT_CONCURRENCY = 4
-DEFAULT_RETRIES = 6
-LOCAL_ENGINES = ("espeak", "tone")
-LOCAL_DEFAULT_VOICES = {"espeak": "local-zh-female", "tone": "local-tone-1"}
-# `say -o FILE`: what to ask the API for, and what to make of it, by the file's extension.
-SAY_FORMATS = {
-    ".mp3": ("mp3", None),
-    ".wav": ("wav", None),
-    ".pcm": ("pcm", None),
-    ".opus": ("ogg_opus", None),
-    ".ogg": ("ogg_opus", None),
-    ".flac": ("wav", "flac"),
-    ".m4a": ("wav", "m4a"),
-}
-
-
-class UsageError(Exception):
-    """A bad command line: exit 2 with the message."""
 
 
 @dataclass(frozen=True)
@@ -96,23 +69,6 @@ class Environment:
     def __repr__(self) -> str:
         token = "set" if self.token else "unset"
         return f"Environment(token={token}, base_url={self.base_url!r})"
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where requests go: a Coze host with a token, or the embedded local server."""
-
-    local: bool
-    base_url: str
-    token: str
-    engine: str = "espeak"
-
-    @property
-    def host_id(self) -> str:
-        if self.local:
-            return f"local://{self.engine}"
-        parts = urlsplit(self.base_url)
-        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 # ---------------------------------------------------------------- argument parsing
@@ -155,14 +111,21 @@ def _chunk_bytes(text: str) -> int:
 
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="coze (the API, billed to the token) or local (the embedded server); beats the "
+        "job's run.backend (default: run.backend, else coze; --base-url means coze)",
+    )
+    p.add_argument(
         "--local",
         action="store_true",
-        help="synthesize with the embedded Coze-compatible local server (no token, no network)",
+        help="synthesize with the embedded Coze-compatible local server (no token, no network); "
+        "the same as --backend local",
     )
     p.add_argument(
         "--engine",
         choices=LOCAL_ENGINES,
-        default="espeak",
+        default=DEFAULT_ENGINE,
         help="the local server's engine with --local: espeak (real speech) or tone (test signal)",
     )
     p.add_argument(
@@ -173,7 +136,7 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout",
         type=_positive_float,
-        default=60.0,
+        default=DEFAULT_TIMEOUT,
         help="seconds without a byte of the answer before a request counts as failed (60)",
     )
 
@@ -307,40 +270,34 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     )
 
 
-def _backend(
+def _target(
     args: argparse.Namespace,
     env: Environment,
-    settings: RunSettings | None,
+    job: Job | None,
     *,
     require_token: bool = True,
-) -> Backend:
-    local = bool(args.local) or (settings is not None and settings.backend == "local")
-    if local:
-        return Backend(local=True, base_url="", token="local", engine=args.engine)
-    base = args.base_url or env.base_url or (settings.base_url if settings else None)
-    base = (base or DEFAULT_BASE_URL).rstrip("/")
-    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
-        raise UsageError(f"--base-url {base!r} is not an http(s) URL")
-    if not env.token and require_token:
+) -> Target:
+    if args.local and args.backend == "coze":
+        raise UsageError("--local and --backend coze contradict each other; give one")
+    choice = TargetChoice(
+        backend="local" if args.local else args.backend,
+        base_url=args.base_url,
+        fallback_base_url=env.base_url,
+        engine=args.engine,
+    )
+    run = job.run if job is not None else None
+    try:
+        target = choose_target(
+            choice, run.backend if run else None, run.base_url if run else None, env.token or ""
+        )
+    except ConfigError as e:
+        raise UsageError(f"--base-url: {e}") from e
+    if not target.local and not env.token and require_token:
         raise UsageError(
             f"no API token: set {TOKEN_VARIABLE} to a Coze access token with the createSpeech "
             "permission, or pass --local to use the embedded local server"
         )
-    return Backend(local=False, base_url=base, token=env.token or "")
-
-
-@contextlib.asynccontextmanager
-async def open_client(backend: Backend, read_timeout: float) -> AsyncIterator[SpeechClient]:
-    """A client for ``backend``; for the local backend, the server runs for as long as it."""
-    async with contextlib.AsyncExitStack() as stack:
-        base_url = backend.base_url
-        if backend.local:
-            server = await stack.enter_async_context(
-                running_server(ServerConfig(engine=backend.engine))
-            )
-            base_url = server.base_url
-        config = ClientConfig(base_url=base_url, token=backend.token, read_timeout=read_timeout)
-        yield await stack.enter_async_context(SpeechClient(config))
+    return target
 
 
 def _out_dir(args: argparse.Namespace, job: Job) -> Path:
@@ -353,24 +310,21 @@ def _out_dir(args: argparse.Namespace, job: Job) -> Path:
     return Path(os.path.normpath(chosen))
 
 
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
+def _run_config(args: argparse.Namespace, job: Job, target: Target) -> RunConfig:
+    from pipeline.limits import RateLimit
+    from pipeline.runner import RetryPolicy, RunConfig
 
-
-def _run_config(args: argparse.Namespace, job: Job, backend: Backend) -> RunConfig:
-    run = job.run
-    out_dir = _out_dir(args, job)
-    qps = float(_first(args.qps, run.qps, DEFAULT_QPS))
+    merged = merge_run(job.run, qps=args.qps, concurrency=args.concurrency, retries=args.retries)
     extra: dict[str, object] = {"source": str(args.source)}
     if args.shard is not None:
         extra["shard"] = args.shard.to_json()
     return RunConfig(
-        out_dir=out_dir,
+        out_dir=_out_dir(args, job),
         cache_dir=_cache_dir(args, job),
-        host_id=backend.host_id,
-        rate=RateLimit(qps=qps, burst=args.burst or 1),
-        concurrency=int(_first(args.concurrency, run.concurrency, DEFAULT_CONCURRENCY)),
-        retry=RetryPolicy(retries=int(_first(args.retries, run.retries, DEFAULT_RETRIES))),
+        host_id=target.host_id,
+        rate=RateLimit(qps=merged.qps, burst=args.burst or DEFAULT_BURST),
+        concurrency=merged.concurrency,
+        retry=RetryPolicy(retries=merged.retries),
         output=_output_options(job.output, job),
         handle_signals=True,
         budget_characters=args.budget_characters,
@@ -379,6 +333,8 @@ def _run_config(args: argparse.Namespace, job: Job, backend: Backend) -> RunConf
 
 
 def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
+    from pipeline.runner import OutputOptions
+
     return OutputOptions(
         format=output.format,
         loudness_lufs=output.loudness_lufs,
@@ -388,15 +344,20 @@ def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
     )
 
 
-def _max_chunk_bytes(args: argparse.Namespace, job: Job) -> int:
-    return int(_first(args.max_chunk_bytes, job.run.max_chunk_bytes, MAX_INPUT_BYTES))
-
-
 def _plan(args: argparse.Namespace, job: Job) -> Plan:
+    from pipeline import api
+
+    merged = merge_run(job.run, max_chunk_bytes=args.max_chunk_bytes)
     try:
-        return plan_job(job, _max_chunk_bytes(args, job))
-    except ValueError as e:
+        return api.plan(job, merged.max_chunk_bytes)
+    except ConfigError as e:
         raise UsageError(str(e)) from e
+
+
+def _load(args: argparse.Namespace) -> Job:
+    from pipeline import api
+
+    return api.load(args.source, _overrides(args), getattr(args, "shard", None))
 
 
 # ---------------------------------------------------------------- commands
@@ -404,65 +365,25 @@ def _plan(args: argparse.Namespace, job: Job) -> Plan:
 
 def cmd_validate(args: argparse.Namespace, env: Environment) -> int:
     del env
-    job = load_job(args.source, _overrides(args))
+    job = _load(args)
     lines = sum(len(c.lines) for c in job.chapters)
     print(f"{args.source}: ok: {len(job.chapters)} chapters, {lines} lines")
     return 0
 
 
 def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
-    job = _select_shard(load_job(args.source, _overrides(args)), args.shard)
+    from pipeline import api
+
+    job = _load(args)
     plan = _plan(args, job)
-    qps = float(_first(args.qps, job.run.qps, DEFAULT_QPS))
-    backend = _backend(args, env, job.run, require_token=False)
-    found = lookup_cache(plan, ChunkCache(_cache_dir(args, job)), backend.host_id)
+    qps = merge_run(job.run, qps=args.qps).qps
+    target = _target(args, env, job, require_token=False)
+    found = api.lookup(plan, _cache_dir(args, job), target)
     if args.json:
-        print(json.dumps(plan_json(plan, qps, found), ensure_ascii=False, indent=2))
+        print(json.dumps(api.plan_json(plan, qps, found), ensure_ascii=False, indent=2))
     else:
         print_plan(plan, qps, found)
     return 0
-
-
-def plan_json(plan: Plan, qps: float, found: CacheLookup) -> dict[str, Any]:
-    chapters = []
-    for cp in plan.chapters:
-        chapters.append(
-            {
-                "id": cp.chapter.id,
-                "title": cp.chapter.title,
-                "lines": len(cp.chapter.lines),
-                "response_format": cp.response_format,
-                "sample_rate": cp.sample_rate,
-                "chunks": [
-                    {
-                        "line": c.line_id,
-                        "index": c.index,
-                        "text": c.text,
-                        "characters": c.characters,
-                        "bytes": c.utf8_bytes,
-                        "voice_id": c.params.voice_id,
-                    }
-                    for c in cp.chunks
-                ],
-            }
-        )
-    return {
-        "source": str(plan.job.source),
-        "qps": qps,
-        "max_chunk_bytes": plan.max_chunk_bytes,
-        "totals": {
-            "chapters": len(plan.chapters),
-            "lines": plan.lines,
-            "chunks": plan.chunk_count,
-            "characters": plan.characters,
-            "bytes": plan.utf8_bytes,
-            "requests": plan.chunk_count - found.hits,
-            "cache_hits": found.hits,
-            "billable_characters": found.billable_characters,
-            "min_seconds": round((plan.chunk_count - found.hits) / qps, 3),
-        },
-        "chapters": chapters,
-    }
 
 
 def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
@@ -484,45 +405,45 @@ def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
     )
 
 
-def _select_shard(job: Job, shard: Shard | None) -> Job:
-    if shard is None:
-        return job
-    chosen = select_shard([c.id for c in job.chapters], shard)
-    return replace(job, chapters=tuple(job.chapters[i] for i in chosen))
-
-
 def _cache_dir(args: argparse.Namespace, job: Job) -> Path:
     return Path(args.cache_dir) if args.cache_dir else _out_dir(args, job) / ".cache"
 
 
 def cmd_run(args: argparse.Namespace, env: Environment) -> int:
-    job = _select_shard(load_job(args.source, _overrides(args)), args.shard)
-    backend = _backend(args, env, job.run)
+    from pipeline import api
+    from pipeline.progress import make_progress
+
+    job = _load(args)
+    target = _target(args, env, job)
     plan = _plan(args, job)
-    config = _run_config(args, job, backend)
-    found = lookup_cache(plan, ChunkCache(config.cache_dir), backend.host_id)
-    budget = args.budget_characters
-    if budget is not None and found.billable_characters > budget:
+    config = _run_config(args, job, target)
+    found = api.lookup(plan, config.cache_dir, target)
+    budget = check_budget(plan.chunk_count, found, args.budget_characters)
+    if budget.over:
         raise UsageError(
-            f"this run would bill {found.billable_characters} characters "
-            f"({plan.chunk_count - found.hits} chunks not in the cache), over "
-            f"--budget-characters {budget}; nothing was sent"
+            f"this run would bill {budget.billable_characters} characters "
+            f"({budget.chunks_to_send} chunks not in the cache), over "
+            f"--budget-characters {budget.budget}; nothing was sent"
         )
+    if not target.local:
+        print(f"tts-pipeline: sending to {target.host_id}, billed to ${TOKEN_VARIABLE}",
+              file=sys.stderr)
     progress = make_progress(args.progress, stderr_is_tty=sys.stderr.isatty())
-
-    async def go() -> RunReport:
-        async with open_client(backend, args.timeout) as client:
-            return await Runner(plan, config, client, progress, lookup=found).run()
-
-    report = anyio.run(go)
+    report = api.run_job(
+        plan, config, target, read_timeout=args.timeout, progress=progress, found=found
+    )
     _write_ci_reports(args, env, report.to_json())
-    return _finish_run(report, config.out_dir, backend)
+    return _finish_run(report, config.out_dir, target)
 
 
 def _write_ci_reports(args: argparse.Namespace, env: Environment, data: dict[str, Any]) -> None:
     if args.junit is not None:
+        from pipeline.junit import write_junit
+
         write_junit(args.junit, data)
     if args.summary or env.step_summary is not None:
+        from pipeline.summary import append_summary, markdown_summary
+
         text = markdown_summary(data)
         if args.summary:
             # stdout carries the JSON lines of --progress jsonl: keep it parseable.
@@ -533,6 +454,9 @@ def _write_ci_reports(args: argparse.Namespace, env: Environment, data: dict[str
 
 
 def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
+    from pipeline.merge import load_report, merge_reports, write_report_json
+    from pipeline.report import EXIT_CODES
+
     try:
         merged = merge_reports([load_report(p) for p in args.reports])
     except ValueError as e:
@@ -545,14 +469,14 @@ def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
 
 
 def _finish_run(
-    report: RunReport, out_dir: Path, backend: Backend, *, report_written: bool = True
+    report: RunReport, out_dir: Path, target: Target, *, report_written: bool = True
 ) -> int:
     if report.error is not None:
         error = FatalApiError(
             report.error.code, report.error.message, logid=report.error.logid,
-            host=backend.host_id,
+            host=target.host_id,
         )
-        print(f"tts-pipeline: stopped: {fatal_advice(error, TOKEN_VARIABLE)}", file=sys.stderr)
+        print(f"tts-pipeline: stopped: {fatal_advice(error)}", file=sys.stderr)
     for chapter in report.chapters:
         if chapter.error is not None:
             e = chapter.error
@@ -582,18 +506,15 @@ def _say_formats(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def _ext_output_format(suffix: str, response_format: str) -> str | None:
-    natural = {"mp3": ".mp3", "wav": ".wav", "pcm": ".pcm", "ogg_opus": ".opus"}[response_format]
-    if natural == suffix:
+    if f".{FILE_EXTENSIONS[response_format]}" == suffix:
         return None
     if suffix == ".pcm":
         raise UsageError("-o FILE.pcm needs --format pcm")
     return suffix.lstrip(".")
 
 
-def cmd_say(args: argparse.Namespace, env: Environment) -> int:
-    backend = _backend(args, env, None)
-    response_format, output_format = _say_formats(args)
-    voice = args.voice or (LOCAL_DEFAULT_VOICES[args.engine] if backend.local else None)
+def _say_params(args: argparse.Namespace, target: Target, response_format: str) -> SpeechParams:
+    voice = args.voice or (LOCAL_DEFAULT_VOICES[args.engine] if target.local else None)
     if not voice:
         raise UsageError("say needs --voice ID (the voice list: tts-pipeline voices)")
     params = SpeechParams(
@@ -608,57 +529,33 @@ def cmd_say(args: argparse.Namespace, env: Environment) -> int:
     )
     if problems := params.problems():
         raise UsageError("; ".join(problems))
-    paragraphs = split_paragraphs(args.text)
-    if not paragraphs:
+    return params
+
+
+def cmd_say(args: argparse.Namespace, env: Environment) -> int:
+    from pipeline import api
+    from pipeline.manifest import split_paragraphs
+
+    target = _target(args, env, None)
+    response_format, output_format = _say_formats(args)
+    params = _say_params(args, target, response_format)
+    if not split_paragraphs(args.text):
         raise UsageError("TEXT is empty")
-    lines = tuple(
-        Line(id=str(i), text=p, params=params, pause_ms=300, file="<say>", lineno=None)
-        for i, p in enumerate(paragraphs, 1)
-    )
-    chapter = Chapter(id="say", title=None, lines=lines, file="<say>", lineno=None)
-    job = Job(
-        source=Path("say"),
-        chapters=(chapter,),
-        output=OutputSettings(None, output_format, None, (), None),
-        run=RunSettings(None, None, None, None, None, None),
-    )
-    plan = plan_job(job, args.max_chunk_bytes)
-    target: Path = args.out
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".say-", dir=target.parent) as tmp:
-        config = RunConfig(
-            out_dir=Path(tmp),
-            cache_dir=Path(tmp) / ".cache",
-            host_id=backend.host_id,
-            rate=RateLimit(qps=args.qps),
-            retry=RetryPolicy(retries=args.retries),
-            output=OutputOptions(format=output_format),
-            handle_signals=True,
-            write_report=False,
-        )
-
-        async def go() -> RunReport:
-            async with open_client(backend, args.timeout) as client:
-                return await Runner(plan, config, client).run()
-
-        report = anyio.run(go)
-        if report.status != "ok":
-            return _finish_run(report, target.parent, backend, report_written=False)
-        produced = report.chapters[0].output
-        assert produced is not None
-        os.replace(Path(tmp) / produced, target)
-    print(f"{target}: {report.totals.audio_seconds:.1f} s of audio")
+    result = api.say(
+        args.text, args.out, params, target, output_format=output_format,
+        max_chunk_bytes=args.max_chunk_bytes, qps=args.qps, retries=args.retries,
+        read_timeout=args.timeout, handle_signals=True,
+    )  # fmt: skip
+    if result.path is None:
+        return _finish_run(result.report, args.out.parent, target, report_written=False)
+    print(f"{result.path}: {result.report.totals.audio_seconds:.1f} s of audio")
     return 0
 
 
 def cmd_voices(args: argparse.Namespace, env: Environment) -> int:
-    backend = _backend(args, env, None)
+    from pipeline import api
 
-    async def go() -> list[Any]:
-        async with open_client(backend, args.timeout) as client:
-            return await client.list_voices()
-
-    voices = anyio.run(go)
+    voices = api.voices(_target(args, env, None), args.timeout)
     if args.json:
         print(json.dumps([asdict(v) for v in voices], ensure_ascii=False, indent=2))
         return 0
@@ -669,6 +566,10 @@ def cmd_voices(args: argparse.Namespace, env: Environment) -> int:
 
 
 def cmd_serve_local(args: argparse.Namespace, env: Environment) -> int:
+    import anyio
+
+    from pipeline.localserver import ServerConfig, serve_forever
+
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -724,7 +625,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"tts-pipeline: error: {e}", file=sys.stderr)
         return 2
     except FatalApiError as e:
-        print(f"tts-pipeline: stopped: {fatal_advice(e, TOKEN_VARIABLE)}", file=sys.stderr)
+        print(f"tts-pipeline: stopped: {fatal_advice(e)}", file=sys.stderr)
         return 3
     except PipelineError as e:
         print(f"tts-pipeline: error: {e}", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 PipelineError
   ConfigError              bad command line or settings; nothing was sent
+    UsageError             a bad command line (the CLI's words; exit 2)
   ManifestError            bad input file(s); carries every Problem found
+  AudioError               a part or chapter that cannot be read, joined or written
   ApiError                 carries code, message, http_status, logid, host
     TransientApiError      429, 5xx, 4009/4013/4020/4102/5000, reset, timeout, short body
       RateLimited          the server asked the whole run to slow down
@@ -10,7 +12,10 @@ PipelineError
     RequestRejected        4000/4200 and other request errors: this request is wrong
     FatalApiError          4100/4101/4011/4019/4022/4008: the whole run must stop
 
-No error ever carries the token: the client never puts request headers into one.
+Pipeline codes (negative: failures with no API code) sit next to the Coze codes below; a
+report's chapter error carries one of them. No error ever carries the token: the client never
+puts request headers into one. Advice naming flags and environment variables is the CLI's
+(``pipeline.advice``), not this module's.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ CODE_NETWORK = -1  # connection refused/reset, DNS, TLS
 CODE_TIMEOUT = -2  # connect or read timeout, stalled body
 CODE_SHORT_BODY = -3  # fewer bytes than Content-Length, connection dropped mid-body
 CODE_BAD_AUDIO = -4  # answered as audio, but it does not decode or is not what was asked
-CODE_BUDGET = -6  # the next request would cross --budget-characters
+CODE_ASSEMBLY = -5  # the chunks were in, but the chapter file could not be written
+CODE_BUDGET = -6  # the next request would cross the run's character budget
+CODE_STORAGE = -7  # an answer was bought but could not be stored in the cache
 
 
 class PipelineError(Exception):
@@ -41,6 +48,14 @@ class PipelineError(Exception):
 
 class ConfigError(PipelineError):
     """A bad command line or setting, found before anything was sent."""
+
+
+class UsageError(ConfigError):
+    """A bad command line: exit 2 with the message."""
+
+
+class AudioError(PipelineError):
+    """A part or chapter that cannot be read, joined or written (corrupt, inconsistent)."""
 
 
 @dataclass(frozen=True)
@@ -174,35 +189,3 @@ def error_class(code: int, http_status: int | None) -> type[ApiError]:
     if http_status is not None and http_status in TRANSIENT_HTTP:
         return TransientApiError
     return RequestRejected
-
-
-def fatal_advice(error: ApiError, token_variable: str = "COZE_API_TOKEN") -> str:
-    """What the user should do after a fatal answer; names the host, never the token."""
-    host = error.host or "the API host"
-    if error.code == 4100:
-        return (
-            f"{host} refused the token in {token_variable} (code 4100: invalid or expired). "
-            "Check the token; note that a coze.cn token does not work on api.coze.com and a "
-            "coze.com token does not work on api.coze.cn (choose the host with --base-url)."
-        )
-    if error.code == 4101:
-        return (
-            f"The token in {token_variable} lacks the createSpeech permission on {host} "
-            "(code 4101): create a token with that permission."
-        )
-    if error.code in BALANCE_CODES:
-        return (
-            f"The account behind {token_variable} has an insufficient balance on {host} "
-            f"(code {error.code}): top it up, then run the same command again to resume."
-        )
-    if error.code == CODE_BUDGET:
-        return (
-            f"{error.message}. Nothing more was sent; finished chunks are kept: raise "
-            "--budget-characters or run the same command again to resume."
-        )
-    if error.code == DAILY_LIMIT_CODE:
-        return (
-            f"The daily usage limit was reached on {host} (code 4008). Finished chunks are "
-            "kept: run the same command again tomorrow to resume where this run stopped."
-        )
-    return f"The run was stopped by {host}: {error.message} (code {error.code})."

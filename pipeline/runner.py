@@ -38,7 +38,9 @@ from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book, chec
 from pipeline.cache import ChunkCache, OutputLock
 from pipeline.client import Synthesis
 from pipeline.errors import (
+    CODE_ASSEMBLY,
     CODE_BUDGET,
+    CODE_STORAGE,
     CODE_TIMEOUT,
     ApiError,
     BudgetExhausted,
@@ -60,9 +62,6 @@ from pipeline.report import (
     write_report,
 )
 from pipeline.speech import FILE_EXTENSIONS, SpeechRequest
-
-CODE_ASSEMBLY = -5  # the chunks were in, but the chapter file could not be written
-CODE_STORAGE = -7  # an answer was bought but could not be stored in the cache
 
 
 class SpeechBackend(Protocol):

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pipeline.formats import FILE_EXTENSIONS as FILE_EXTENSIONS
+from pipeline.formats import FORMATS as FORMATS
+
 MAX_INPUT_BYTES = 1024
-FORMATS = ("mp3", "wav", "pcm", "ogg_opus")
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 EMOTIONS = (
     "happy",
@@ -40,7 +42,6 @@ DEFAULT_LOUDNESS_RATE = 0
 # Opus codes only these rates; an ogg_opus answer for another rate decodes at the next one up.
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
-FILE_EXTENSIONS = {"mp3": "mp3", "wav": "wav", "pcm": "pcm", "ogg_opus": "opus"}
 
 SPEECH_FIELDS = (
     "input",
