@@ -16,13 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import __version__
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
 from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, UsageError
 from pipeline.formats import FILE_EXTENSIONS, FORMATS, SAY_FORMATS
-from pipeline.manifest import Job, OutputSettings, Overrides
-from pipeline.progress import PROGRESS_MODES
 from pipeline.settings import (
     BACKENDS,
     DEFAULT_BASE_URL,
@@ -42,6 +39,7 @@ from pipeline.sharding import SHARD_HELP, Shard, parse_shard
 from pipeline.speech import MAX_INPUT_BYTES, SAMPLE_RATES, SpeechParams
 
 if TYPE_CHECKING:
+    from pipeline.manifest import Job, OutputSettings, Overrides
     from pipeline.planning import Plan
     from pipeline.report import RunReport
     from pipeline.runner import CacheLookup, OutputOptions, RunConfig
@@ -49,6 +47,8 @@ if TYPE_CHECKING:
 TOKEN_VARIABLE = "COZE_API_TOKEN"
 BASE_VARIABLE = "COZE_API_BASE"
 SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
+# progress.PROGRESS_MODES, spelled here so that `--help` needs no tqdm (a test keeps them equal).
+PROGRESS_MODES = ("auto", "bar", "plain", "jsonl", "none")
 
 
 @dataclass(frozen=True)
@@ -188,13 +188,23 @@ def _add_cache_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, help="chunk cache (default <out>/.cache)")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata
+    costs more than the rest of ``--help``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from pipeline import __version__
+
+        parser.exit(message=f"{parser.prog} {__version__}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tts-pipeline",
         description="Batch speech synthesis with the Coze speech API. The token is read from "
         f"${TOKEN_VARIABLE}, never from the command line.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="synthesize every chapter of SOURCE")
@@ -263,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> Overrides:
+    from pipeline.manifest import Overrides
+
     return Overrides(
         voice_id=getattr(args, "voice", None),
         response_format=getattr(args, "format", None),

@@ -22,7 +22,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -35,8 +34,8 @@ from tenacity import (
 )
 
 from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book, check_audio
+from pipeline.backend import Backend
 from pipeline.cache import ChunkCache, OutputLock
-from pipeline.client import Synthesis
 from pipeline.errors import (
     CODE_ASSEMBLY,
     CODE_BUDGET,
@@ -61,13 +60,9 @@ from pipeline.report import (
     utc_now,
     write_report,
 )
-from pipeline.speech import FILE_EXTENSIONS, SpeechRequest
+from pipeline.speech import FILE_EXTENSIONS
 
-
-class SpeechBackend(Protocol):
-    """What the runner needs of a client: ``SpeechClient`` is one."""
-
-    async def synthesize(self, request: SpeechRequest) -> Synthesis: ...
+SpeechBackend = Backend  # the name this module used before backend.py
 
 
 @dataclass(frozen=True)
