@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline import cli, progress
+from pipeline import cliargs, progress
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 MAX_MODULE_LINES = 500
@@ -67,4 +67,4 @@ def test_the_cli_module_loads_nothing_heavy() -> None:
 
 
 def test_the_clis_progress_modes_are_progress_modes() -> None:
-    assert cli.PROGRESS_MODES == progress.PROGRESS_MODES
+    assert cliargs.PROGRESS_MODES == progress.PROGRESS_MODES
