@@ -39,7 +39,7 @@ import anyio
 
 from pipeline.audio import ChapterSpec, Part, assemble_chapter, check_audio
 from pipeline.cache import ChunkCache
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.limits import RateLimit
 from pipeline.manifest import load_job
 from pipeline.planning import Plan, plan_job

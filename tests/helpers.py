@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.limits import RateLimit
 from pipeline.localserver import LocalServer, body_key, tone_duration, tone_frequency
 from pipeline.manifest import load_job

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from pipeline.client import ClientConfig, SpeechClient, Synthesis, Voice, parse_retry_after
+from pipeline.coze.client import ClientConfig, SpeechClient, Synthesis, Voice, parse_retry_after
 from pipeline.errors import (
     CODE_NETWORK,
     CODE_SHORT_BODY,

@@ -27,7 +27,7 @@ from torture.harness import (
 )
 
 from pipeline.cli import build_parser, main
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.errors import ApiError
 from pipeline.localserver import FAULT_KINDS, LocalServer, ServerConfig
 from pipeline.speech import SpeechParams, SpeechRequest
