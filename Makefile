@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 torture: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow --timeout=1800 tests/torture tests/test_fuzz_manifest.py
+	$(BIN)/python -m pytest -q -m slow --timeout=1800 tests/torture tests/manifest/test_fuzz_manifest.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
