@@ -1,53 +1,108 @@
 """tts-pipeline: async batch speech synthesis for the Coze speech API.
 
-The names below are the library's public surface; everything else is internal.
+The names below are the library's public surface; everything else is internal. They are
+imported on first use (module ``__getattr__``), so ``import pipeline`` loads nothing heavy:
+no aiohttp server, PyAV or numpy until a name that needs them is touched. The local server
+(the product's offline mode) is ``pipeline.localserver``, not part of this surface.
 """
 
-from importlib import metadata as _metadata
+from __future__ import annotations
 
-from pipeline.audio import (
-    ChapterAudio,
-    ChapterSpec,
-    Cue,
-    Part,
-    assemble_chapter,
-    build_book,
-    check_audio,
-)
-from pipeline.cache import ChunkCache, OutputLock
-from pipeline.chunking import split_text
-from pipeline.client import ClientConfig, SpeechClient, Synthesis, Voice
-from pipeline.errors import (
-    ApiError,
-    BadAudio,
-    BudgetExhausted,
-    ConfigError,
-    FatalApiError,
-    ManifestError,
-    PipelineError,
-    Problem,
-    RateLimited,
-    RequestRejected,
-    TransientApiError,
-)
-from pipeline.limits import DEFAULT_RATE_LIMIT, AdaptiveRateLimiter, RateLimit
-from pipeline.localserver import LocalServer, ServerConfig, running_server, serve_in_thread
-from pipeline.manifest import Chapter, Job, Line, Overrides, load_job, split_paragraphs
-from pipeline.planning import Chunk, Plan, plan_job
-from pipeline.report import RunReport, write_report
-from pipeline.runner import OutputOptions, RetryPolicy, RunConfig, Runner, run_plan
-from pipeline.speech import MAX_INPUT_BYTES, SpeechParams, SpeechRequest
+import importlib
+from typing import TYPE_CHECKING
 
-try:
-    __version__ = _metadata.version("tts-pipeline")
-except _metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from pipeline.api import plan, run_job, say, voices
+    from pipeline.audio import (
+        ChapterAudio,
+        ChapterSpec,
+        Cue,
+        Part,
+        assemble_chapter,
+        build_book,
+        check_audio,
+    )
+    from pipeline.backend import Backend, SpeechResult
+    from pipeline.cache import ChunkCache, OutputLock
+    from pipeline.chunking import split_text
+    from pipeline.coze.client import ClientConfig, SpeechClient, Synthesis, Voice
+    from pipeline.errors import (
+        ApiError,
+        AudioError,
+        BadAudio,
+        BudgetExhausted,
+        ConfigError,
+        FatalApiError,
+        ManifestError,
+        PipelineError,
+        Problem,
+        RateLimited,
+        RequestRejected,
+        TransientApiError,
+    )
+    from pipeline.limits import DEFAULT_RATE_LIMIT, AdaptiveRateLimiter, RateLimit
+    from pipeline.manifest import Chapter, Job, Line, Overrides, load_job, split_paragraphs
+    from pipeline.planning import Chunk, Plan, plan_job
+    from pipeline.report import RunReport, write_report
+    from pipeline.runner import OutputOptions, RetryPolicy, RunConfig, Runner, run_plan
+    from pipeline.settings import Target
+    from pipeline.speech import MAX_INPUT_BYTES, SpeechParams, SpeechRequest
+
+# name -> the module that defines it
+_WHERE = {
+    **dict.fromkeys(("plan", "run_job", "say", "voices"), "pipeline.api"),
+    **dict.fromkeys(
+        (
+            "ChapterAudio",
+            "ChapterSpec",
+            "Cue",
+            "Part",
+            "assemble_chapter",
+            "build_book",
+            "check_audio",
+        ),
+        "pipeline.audio",
+    ),
+    **dict.fromkeys(("Backend", "SpeechResult"), "pipeline.backend"),
+    **dict.fromkeys(("ChunkCache", "OutputLock"), "pipeline.cache"),
+    "split_text": "pipeline.chunking",
+    **dict.fromkeys(("ClientConfig", "SpeechClient", "Synthesis", "Voice"), "pipeline.coze.client"),
+    **dict.fromkeys(
+        (
+            "ApiError",
+            "AudioError",
+            "BadAudio",
+            "BudgetExhausted",
+            "ConfigError",
+            "FatalApiError",
+            "ManifestError",
+            "PipelineError",
+            "Problem",
+            "RateLimited",
+            "RequestRejected",
+            "TransientApiError",
+        ),
+        "pipeline.errors",
+    ),
+    **dict.fromkeys(("DEFAULT_RATE_LIMIT", "AdaptiveRateLimiter", "RateLimit"), "pipeline.limits"),
+    **dict.fromkeys(
+        ("Chapter", "Job", "Line", "Overrides", "load_job", "split_paragraphs"),
+        "pipeline.manifest",
+    ),
+    **dict.fromkeys(("Chunk", "Plan", "plan_job"), "pipeline.planning"),
+    **dict.fromkeys(("RunReport", "write_report"), "pipeline.report"),
+    **dict.fromkeys(
+        ("OutputOptions", "RetryPolicy", "RunConfig", "Runner", "run_plan"), "pipeline.runner"
+    ),
+    "Target": "pipeline.settings",
+    **dict.fromkeys(("MAX_INPUT_BYTES", "SpeechParams", "SpeechRequest"), "pipeline.speech"),
+}
 
 __all__ = [
-    "DEFAULT_RATE_LIMIT",
-    "MAX_INPUT_BYTES",
     "AdaptiveRateLimiter",
     "ApiError",
+    "AudioError",
+    "Backend",
     "BadAudio",
     "BudgetExhausted",
     "Chapter",
@@ -58,10 +113,11 @@ __all__ = [
     "ClientConfig",
     "ConfigError",
     "Cue",
+    "DEFAULT_RATE_LIMIT",
     "FatalApiError",
     "Job",
     "Line",
-    "LocalServer",
+    "MAX_INPUT_BYTES",
     "ManifestError",
     "OutputLock",
     "OutputOptions",
@@ -77,11 +133,12 @@ __all__ = [
     "RunConfig",
     "RunReport",
     "Runner",
-    "ServerConfig",
     "SpeechClient",
     "SpeechParams",
     "SpeechRequest",
+    "SpeechResult",
     "Synthesis",
+    "Target",
     "TransientApiError",
     "Voice",
     "__version__",
@@ -89,11 +146,38 @@ __all__ = [
     "build_book",
     "check_audio",
     "load_job",
+    "plan",
     "plan_job",
+    "run_job",
     "run_plan",
-    "running_server",
-    "serve_in_thread",
+    "say",
     "split_paragraphs",
     "split_text",
+    "voices",
     "write_report",
 ]
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tts-pipeline")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0"
+
+
+def __getattr__(name: str) -> object:
+    if name == "__version__":
+        globals()[name] = version = _version()  # importlib.metadata is slow to import
+        return version
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -11,71 +11,37 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from pipeline import __version__
-from pipeline.cache import ChunkCache
-from pipeline.client import ClientConfig, SpeechClient
-from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, fatal_advice
-from pipeline.junit import write_junit
-from pipeline.limits import RateLimit
-from pipeline.localserver import ServerConfig, running_server, serve_forever
-from pipeline.manifest import (
-    Chapter,
-    Job,
-    Line,
-    OutputSettings,
-    Overrides,
-    RunSettings,
-    load_job,
-    split_paragraphs,
+from pipeline.advice import fatal_advice
+from pipeline.budget import check_budget
+from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, UsageError
+from pipeline.formats import FILE_EXTENSIONS, SAY_FORMATS
+from pipeline.settings import (
+    DEFAULT_BURST,
+    LOCAL_DEFAULT_VOICES,
+    Target,
+    TargetChoice,
+    choose_target,
+    merge_run,
 )
-from pipeline.merge import load_report, merge_reports, write_report_json
-from pipeline.planning import Plan, plan_job
-from pipeline.progress import PROGRESS_MODES, make_progress
-from pipeline.report import EXIT_CODES, RunReport
-from pipeline.runner import (
-    CacheLookup,
-    OutputOptions,
-    RetryPolicy,
-    RunConfig,
-    Runner,
-    lookup_cache,
+from pipeline.speech import SpeechParams
+
+if TYPE_CHECKING:
+    from pipeline.manifest import Job, OutputSettings, Overrides
+    from pipeline.planning import Plan
+    from pipeline.report import RunReport
+    from pipeline.runner import CacheLookup, OutputOptions, RunConfig
+
+from pipeline.cliargs import (
+    BASE_VARIABLE,
+    SUMMARY_VARIABLE,
+    TOKEN_VARIABLE,
+    build_parser,
 )
-from pipeline.sharding import SHARD_HELP, Shard, parse_shard, select_shard
-from pipeline.speech import FORMATS, MAX_INPUT_BYTES, SAMPLE_RATES, SpeechParams
-from pipeline.summary import append_summary, markdown_summary
-
-TOKEN_VARIABLE = "COZE_API_TOKEN"
-BASE_VARIABLE = "COZE_API_BASE"
-SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
-DEFAULT_BASE_URL = "https://api.coze.cn"
-DEFAULT_QPS = 5.0
-DEFAULT_CONCURRENCY = 4
-DEFAULT_RETRIES = 6
-LOCAL_ENGINES = ("espeak", "tone")
-LOCAL_DEFAULT_VOICES = {"espeak": "local-zh-female", "tone": "local-tone-1"}
-# `say -o FILE`: what to ask the API for, and what to make of it, by the file's extension.
-SAY_FORMATS = {
-    ".mp3": ("mp3", None),
-    ".wav": ("wav", None),
-    ".pcm": ("pcm", None),
-    ".opus": ("ogg_opus", None),
-    ".ogg": ("ogg_opus", None),
-    ".flac": ("wav", "flac"),
-    ".m4a": ("wav", "m4a"),
-}
-
-
-class UsageError(Exception):
-    """A bad command line: exit 2 with the message."""
 
 
 @dataclass(frozen=True)
@@ -98,208 +64,12 @@ class Environment:
         return f"Environment(token={token}, base_url={self.base_url!r})"
 
 
-@dataclass(frozen=True)
-class Backend:
-    """Where requests go: a Coze host with a token, or the embedded local server."""
-
-    local: bool
-    base_url: str
-    token: str
-    engine: str = "espeak"
-
-    @property
-    def host_id(self) -> str:
-        if self.local:
-            return f"local://{self.engine}"
-        parts = urlsplit(self.base_url)
-        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-
-
-# ---------------------------------------------------------------- argument parsing
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
-    return value
-
-
-def _shard(text: str) -> Shard:
-    try:
-        return parse_shard(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from e
-
-
-def _chunk_bytes(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= MAX_INPUT_BYTES:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_INPUT_BYTES}, not {text}")
-    return value
-
-
-def _add_backend_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--local",
-        action="store_true",
-        help="synthesize with the embedded Coze-compatible local server (no token, no network)",
-    )
-    p.add_argument(
-        "--engine",
-        choices=LOCAL_ENGINES,
-        default="espeak",
-        help="the local server's engine with --local: espeak (real speech) or tone (test signal)",
-    )
-    p.add_argument(
-        "--base-url",
-        help=f"API host (default: ${BASE_VARIABLE}, else the job's run.base_url, "
-        f"else {DEFAULT_BASE_URL})",
-    )
-    p.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=60.0,
-        help="seconds without a byte of the answer before a request counts as failed (60)",
-    )
-
-
-def _add_job_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, help="response_format for every line")
-    p.add_argument(
-        "--sample-rate", type=int, choices=SAMPLE_RATES, help="sample_rate for every line"
-    )
-    p.add_argument("--voice", help="voice_id for every line that sets none")
-    p.add_argument(
-        "--qps",
-        type=_positive_float,
-        help="at most X requests started per second (the job's run.qps, else 5); the "
-        "configured rate is a ceiling: the run slows down by itself on rate-limit answers",
-    )
-    p.add_argument(
-        "--max-chunk-bytes",
-        type=_chunk_bytes,
-        help=f"chunk size cap in UTF-8 bytes, 1 to {MAX_INPUT_BYTES} (1024)",
-    )
-
-
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--concurrency", type=_positive_int, help="at most N requests in flight (4)")
-    p.add_argument(
-        "--retries", type=_non_negative_int, help="attempts after the first, per chunk (6)"
-    )
-    p.add_argument("--burst", type=_positive_int,
-                   help="requests that may start back to back before the --qps pacing (1)")
-    p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
-    _add_cache_options(p)
-    p.add_argument("--junit", type=Path, metavar="FILE",
-                   help="also write a JUnit XML report, one test case per chapter")
-    p.add_argument("--summary", action="store_true",
-                   help=f"print a Markdown summary of the run (also appended to "
-                   f"${SUMMARY_VARIABLE} when that is set)")
-    p.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
-    p.add_argument(
-        "--budget-characters", type=_non_negative_int, metavar="N",
-        help="refuse to start (exit 2) when the characters to bill after cache hits exceed N, "
-        "and never send a request that would cross N during the run",
-    )
-
-
-def _add_cache_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--out", type=Path, help="output directory (job's output.dir, "
-                   "else out/<SOURCE stem>)")
-    p.add_argument("--cache-dir", type=Path, help="chunk cache (default <out>/.cache)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tts-pipeline",
-        description="Batch speech synthesis with the Coze speech API. The token is read from "
-        f"${TOKEN_VARIABLE}, never from the command line.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="synthesize every chapter of SOURCE")
-    run.add_argument("source", type=Path, metavar="SOURCE")
-    _add_job_options(run)
-    _add_run_options(run)
-    _add_backend_options(run)
-
-    plan = sub.add_parser("plan", help="what a run would send, without sending anything")
-    plan.add_argument("source", type=Path, metavar="SOURCE")
-    plan.add_argument("--json", action="store_true", help="the plan with every chunk's text")
-    _add_job_options(plan)
-    _add_cache_options(plan)
-    plan.add_argument("--shard", type=_shard, metavar="K/N", help="plan only shard K of N")
-    _add_backend_options(plan)
-
-    validate = sub.add_parser("validate", help="check SOURCE and every file it names")
-    validate.add_argument("source", type=Path, metavar="SOURCE")
-    validate.add_argument("--voice", help="voice_id for every line that sets none")
-
-    say = sub.add_parser("say", help="one text of any length to one audio file")
-    say.add_argument("text", metavar="TEXT")
-    say.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",
-                     help="the audio file (.mp3 .wav .pcm .opus .ogg .flac .m4a)")
-    say.add_argument("--voice", help="voice_id (default with --local: local-zh-female, or "
-                     "local-tone-1 with --engine tone)")
-    say.add_argument("--format", choices=FORMATS, help="response_format (default: by FILE)")
-    say.add_argument("--sample-rate", type=int, choices=SAMPLE_RATES)
-    say.add_argument("--speed", type=float)
-    say.add_argument("--emotion")
-    say.add_argument("--emotion-scale", type=float)
-    say.add_argument("--loudness-rate", type=int)
-    say.add_argument("--context-texts")
-    say.add_argument("--max-chunk-bytes", type=_chunk_bytes, default=MAX_INPUT_BYTES)
-    say.add_argument("--retries", type=_non_negative_int, default=DEFAULT_RETRIES)
-    say.add_argument("--qps", type=_positive_float, default=DEFAULT_QPS)
-    _add_backend_options(say)
-
-    voices = sub.add_parser("voices", help="the voice list of the configured host")
-    voices.add_argument("--json", action="store_true")
-    _add_backend_options(voices)
-
-    merge = sub.add_parser("merge-reports", help="join the report.json files of shards")
-    merge.add_argument("reports", type=Path, nargs="+", metavar="REPORT")
-    merge.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",
-                       help="the merged report.json")
-    merge.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
-    merge.add_argument("--summary", action="store_true", help="print a Markdown summary")
-
-    serve = sub.add_parser("serve-local", help="the Coze-compatible local server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--engine", choices=LOCAL_ENGINES, default="espeak")
-    serve.add_argument("--qps", type=_positive_float, help="requests/s before HTTP 429")
-    serve.add_argument("--burst", type=_positive_int, default=1)
-    serve.add_argument("--max-in-flight", type=_positive_int)
-    serve.add_argument("--latency-ms", type=float, default=0.0)
-    serve.add_argument("--latency-per-byte-ms", type=float, default=0.0)
-    serve.add_argument("--jitter", type=float, default=0.0, help="latency jitter, 0.3 = +-30%%")
-    serve.add_argument("--fault-rate", type=float, default=0.0)
-    serve.add_argument("--seed", type=int, default=0)
-    return parser
-
-
 # ---------------------------------------------------------------- resolution
 
 
 def _overrides(args: argparse.Namespace) -> Overrides:
+    from pipeline.manifest import Overrides
+
     return Overrides(
         voice_id=getattr(args, "voice", None),
         response_format=getattr(args, "format", None),
@@ -307,40 +77,34 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     )
 
 
-def _backend(
+def _target(
     args: argparse.Namespace,
     env: Environment,
-    settings: RunSettings | None,
+    job: Job | None,
     *,
     require_token: bool = True,
-) -> Backend:
-    local = bool(args.local) or (settings is not None and settings.backend == "local")
-    if local:
-        return Backend(local=True, base_url="", token="local", engine=args.engine)
-    base = args.base_url or env.base_url or (settings.base_url if settings else None)
-    base = (base or DEFAULT_BASE_URL).rstrip("/")
-    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
-        raise UsageError(f"--base-url {base!r} is not an http(s) URL")
-    if not env.token and require_token:
+) -> Target:
+    if args.local and args.backend == "coze":
+        raise UsageError("--local and --backend coze contradict each other; give one")
+    choice = TargetChoice(
+        backend="local" if args.local else args.backend,
+        base_url=args.base_url,
+        fallback_base_url=env.base_url,
+        engine=args.engine,
+    )
+    run = job.run if job is not None else None
+    try:
+        target = choose_target(
+            choice, run.backend if run else None, run.base_url if run else None, env.token or ""
+        )
+    except ConfigError as e:
+        raise UsageError(f"--base-url: {e}") from e
+    if not target.local and not env.token and require_token:
         raise UsageError(
             f"no API token: set {TOKEN_VARIABLE} to a Coze access token with the createSpeech "
             "permission, or pass --local to use the embedded local server"
         )
-    return Backend(local=False, base_url=base, token=env.token or "")
-
-
-@contextlib.asynccontextmanager
-async def open_client(backend: Backend, read_timeout: float) -> AsyncIterator[SpeechClient]:
-    """A client for ``backend``; for the local backend, the server runs for as long as it."""
-    async with contextlib.AsyncExitStack() as stack:
-        base_url = backend.base_url
-        if backend.local:
-            server = await stack.enter_async_context(
-                running_server(ServerConfig(engine=backend.engine))
-            )
-            base_url = server.base_url
-        config = ClientConfig(base_url=base_url, token=backend.token, read_timeout=read_timeout)
-        yield await stack.enter_async_context(SpeechClient(config))
+    return target
 
 
 def _out_dir(args: argparse.Namespace, job: Job) -> Path:
@@ -353,24 +117,21 @@ def _out_dir(args: argparse.Namespace, job: Job) -> Path:
     return Path(os.path.normpath(chosen))
 
 
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
+def _run_config(args: argparse.Namespace, job: Job, target: Target) -> RunConfig:
+    from pipeline.limits import RateLimit
+    from pipeline.runner import RetryPolicy, RunConfig
 
-
-def _run_config(args: argparse.Namespace, job: Job, backend: Backend) -> RunConfig:
-    run = job.run
-    out_dir = _out_dir(args, job)
-    qps = float(_first(args.qps, run.qps, DEFAULT_QPS))
+    merged = merge_run(job.run, qps=args.qps, concurrency=args.concurrency, retries=args.retries)
     extra: dict[str, object] = {"source": str(args.source)}
     if args.shard is not None:
         extra["shard"] = args.shard.to_json()
     return RunConfig(
-        out_dir=out_dir,
+        out_dir=_out_dir(args, job),
         cache_dir=_cache_dir(args, job),
-        host_id=backend.host_id,
-        rate=RateLimit(qps=qps, burst=args.burst or 1),
-        concurrency=int(_first(args.concurrency, run.concurrency, DEFAULT_CONCURRENCY)),
-        retry=RetryPolicy(retries=int(_first(args.retries, run.retries, DEFAULT_RETRIES))),
+        host_id=target.host_id,
+        rate=RateLimit(qps=merged.qps, burst=args.burst or DEFAULT_BURST),
+        concurrency=merged.concurrency,
+        retry=RetryPolicy(retries=merged.retries),
         output=_output_options(job.output, job),
         handle_signals=True,
         budget_characters=args.budget_characters,
@@ -379,6 +140,8 @@ def _run_config(args: argparse.Namespace, job: Job, backend: Backend) -> RunConf
 
 
 def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
+    from pipeline.runner import OutputOptions
+
     return OutputOptions(
         format=output.format,
         loudness_lufs=output.loudness_lufs,
@@ -388,15 +151,20 @@ def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
     )
 
 
-def _max_chunk_bytes(args: argparse.Namespace, job: Job) -> int:
-    return int(_first(args.max_chunk_bytes, job.run.max_chunk_bytes, MAX_INPUT_BYTES))
-
-
 def _plan(args: argparse.Namespace, job: Job) -> Plan:
+    from pipeline import api
+
+    merged = merge_run(job.run, max_chunk_bytes=args.max_chunk_bytes)
     try:
-        return plan_job(job, _max_chunk_bytes(args, job))
-    except ValueError as e:
+        return api.plan(job, merged.max_chunk_bytes)
+    except ConfigError as e:
         raise UsageError(str(e)) from e
+
+
+def _load(args: argparse.Namespace) -> Job:
+    from pipeline import api
+
+    return api.load(args.source, _overrides(args), getattr(args, "shard", None))
 
 
 # ---------------------------------------------------------------- commands
@@ -404,65 +172,25 @@ def _plan(args: argparse.Namespace, job: Job) -> Plan:
 
 def cmd_validate(args: argparse.Namespace, env: Environment) -> int:
     del env
-    job = load_job(args.source, _overrides(args))
+    job = _load(args)
     lines = sum(len(c.lines) for c in job.chapters)
     print(f"{args.source}: ok: {len(job.chapters)} chapters, {lines} lines")
     return 0
 
 
 def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
-    job = _select_shard(load_job(args.source, _overrides(args)), args.shard)
+    from pipeline import api
+
+    job = _load(args)
     plan = _plan(args, job)
-    qps = float(_first(args.qps, job.run.qps, DEFAULT_QPS))
-    backend = _backend(args, env, job.run, require_token=False)
-    found = lookup_cache(plan, ChunkCache(_cache_dir(args, job)), backend.host_id)
+    qps = merge_run(job.run, qps=args.qps).qps
+    target = _target(args, env, job, require_token=False)
+    found = api.lookup(plan, _cache_dir(args, job), target)
     if args.json:
-        print(json.dumps(plan_json(plan, qps, found), ensure_ascii=False, indent=2))
+        print(json.dumps(api.plan_json(plan, qps, found), ensure_ascii=False, indent=2))
     else:
         print_plan(plan, qps, found)
     return 0
-
-
-def plan_json(plan: Plan, qps: float, found: CacheLookup) -> dict[str, Any]:
-    chapters = []
-    for cp in plan.chapters:
-        chapters.append(
-            {
-                "id": cp.chapter.id,
-                "title": cp.chapter.title,
-                "lines": len(cp.chapter.lines),
-                "response_format": cp.response_format,
-                "sample_rate": cp.sample_rate,
-                "chunks": [
-                    {
-                        "line": c.line_id,
-                        "index": c.index,
-                        "text": c.text,
-                        "characters": c.characters,
-                        "bytes": c.utf8_bytes,
-                        "voice_id": c.params.voice_id,
-                    }
-                    for c in cp.chunks
-                ],
-            }
-        )
-    return {
-        "source": str(plan.job.source),
-        "qps": qps,
-        "max_chunk_bytes": plan.max_chunk_bytes,
-        "totals": {
-            "chapters": len(plan.chapters),
-            "lines": plan.lines,
-            "chunks": plan.chunk_count,
-            "characters": plan.characters,
-            "bytes": plan.utf8_bytes,
-            "requests": plan.chunk_count - found.hits,
-            "cache_hits": found.hits,
-            "billable_characters": found.billable_characters,
-            "min_seconds": round((plan.chunk_count - found.hits) / qps, 3),
-        },
-        "chapters": chapters,
-    }
 
 
 def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
@@ -484,45 +212,45 @@ def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
     )
 
 
-def _select_shard(job: Job, shard: Shard | None) -> Job:
-    if shard is None:
-        return job
-    chosen = select_shard([c.id for c in job.chapters], shard)
-    return replace(job, chapters=tuple(job.chapters[i] for i in chosen))
-
-
 def _cache_dir(args: argparse.Namespace, job: Job) -> Path:
     return Path(args.cache_dir) if args.cache_dir else _out_dir(args, job) / ".cache"
 
 
 def cmd_run(args: argparse.Namespace, env: Environment) -> int:
-    job = _select_shard(load_job(args.source, _overrides(args)), args.shard)
-    backend = _backend(args, env, job.run)
+    from pipeline import api
+    from pipeline.progress import make_progress
+
+    job = _load(args)
+    target = _target(args, env, job)
     plan = _plan(args, job)
-    config = _run_config(args, job, backend)
-    found = lookup_cache(plan, ChunkCache(config.cache_dir), backend.host_id)
-    budget = args.budget_characters
-    if budget is not None and found.billable_characters > budget:
+    config = _run_config(args, job, target)
+    found = api.lookup(plan, config.cache_dir, target)
+    budget = check_budget(plan.chunk_count, found, args.budget_characters)
+    if budget.over:
         raise UsageError(
-            f"this run would bill {found.billable_characters} characters "
-            f"({plan.chunk_count - found.hits} chunks not in the cache), over "
-            f"--budget-characters {budget}; nothing was sent"
+            f"this run would bill {budget.billable_characters} characters "
+            f"({budget.chunks_to_send} chunks not in the cache), over "
+            f"--budget-characters {budget.budget}; nothing was sent"
         )
+    if not target.local:
+        print(f"tts-pipeline: sending to {target.host_id}, billed to ${TOKEN_VARIABLE}",
+              file=sys.stderr)
     progress = make_progress(args.progress, stderr_is_tty=sys.stderr.isatty())
-
-    async def go() -> RunReport:
-        async with open_client(backend, args.timeout) as client:
-            return await Runner(plan, config, client, progress, lookup=found).run()
-
-    report = anyio.run(go)
+    report = api.run_job(
+        plan, config, target, read_timeout=args.timeout, progress=progress, found=found
+    )
     _write_ci_reports(args, env, report.to_json())
-    return _finish_run(report, config.out_dir, backend)
+    return _finish_run(report, config.out_dir, target)
 
 
 def _write_ci_reports(args: argparse.Namespace, env: Environment, data: dict[str, Any]) -> None:
     if args.junit is not None:
+        from pipeline.junit import write_junit
+
         write_junit(args.junit, data)
     if args.summary or env.step_summary is not None:
+        from pipeline.summary import append_summary, markdown_summary
+
         text = markdown_summary(data)
         if args.summary:
             # stdout carries the JSON lines of --progress jsonl: keep it parseable.
@@ -533,6 +261,9 @@ def _write_ci_reports(args: argparse.Namespace, env: Environment, data: dict[str
 
 
 def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
+    from pipeline.merge import load_report, merge_reports, write_report_json
+    from pipeline.report import EXIT_CODES
+
     try:
         merged = merge_reports([load_report(p) for p in args.reports])
     except ValueError as e:
@@ -545,14 +276,14 @@ def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
 
 
 def _finish_run(
-    report: RunReport, out_dir: Path, backend: Backend, *, report_written: bool = True
+    report: RunReport, out_dir: Path, target: Target, *, report_written: bool = True
 ) -> int:
     if report.error is not None:
         error = FatalApiError(
             report.error.code, report.error.message, logid=report.error.logid,
-            host=backend.host_id,
+            host=target.host_id,
         )
-        print(f"tts-pipeline: stopped: {fatal_advice(error, TOKEN_VARIABLE)}", file=sys.stderr)
+        print(f"tts-pipeline: stopped: {fatal_advice(error)}", file=sys.stderr)
     for chapter in report.chapters:
         if chapter.error is not None:
             e = chapter.error
@@ -582,18 +313,15 @@ def _say_formats(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def _ext_output_format(suffix: str, response_format: str) -> str | None:
-    natural = {"mp3": ".mp3", "wav": ".wav", "pcm": ".pcm", "ogg_opus": ".opus"}[response_format]
-    if natural == suffix:
+    if f".{FILE_EXTENSIONS[response_format]}" == suffix:
         return None
     if suffix == ".pcm":
         raise UsageError("-o FILE.pcm needs --format pcm")
     return suffix.lstrip(".")
 
 
-def cmd_say(args: argparse.Namespace, env: Environment) -> int:
-    backend = _backend(args, env, None)
-    response_format, output_format = _say_formats(args)
-    voice = args.voice or (LOCAL_DEFAULT_VOICES[args.engine] if backend.local else None)
+def _say_params(args: argparse.Namespace, target: Target, response_format: str) -> SpeechParams:
+    voice = args.voice or (LOCAL_DEFAULT_VOICES[args.engine] if target.local else None)
     if not voice:
         raise UsageError("say needs --voice ID (the voice list: tts-pipeline voices)")
     params = SpeechParams(
@@ -608,57 +336,33 @@ def cmd_say(args: argparse.Namespace, env: Environment) -> int:
     )
     if problems := params.problems():
         raise UsageError("; ".join(problems))
-    paragraphs = split_paragraphs(args.text)
-    if not paragraphs:
+    return params
+
+
+def cmd_say(args: argparse.Namespace, env: Environment) -> int:
+    from pipeline import api
+    from pipeline.manifest import split_paragraphs
+
+    target = _target(args, env, None)
+    response_format, output_format = _say_formats(args)
+    params = _say_params(args, target, response_format)
+    if not split_paragraphs(args.text):
         raise UsageError("TEXT is empty")
-    lines = tuple(
-        Line(id=str(i), text=p, params=params, pause_ms=300, file="<say>", lineno=None)
-        for i, p in enumerate(paragraphs, 1)
-    )
-    chapter = Chapter(id="say", title=None, lines=lines, file="<say>", lineno=None)
-    job = Job(
-        source=Path("say"),
-        chapters=(chapter,),
-        output=OutputSettings(None, output_format, None, (), None),
-        run=RunSettings(None, None, None, None, None, None),
-    )
-    plan = plan_job(job, args.max_chunk_bytes)
-    target: Path = args.out
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".say-", dir=target.parent) as tmp:
-        config = RunConfig(
-            out_dir=Path(tmp),
-            cache_dir=Path(tmp) / ".cache",
-            host_id=backend.host_id,
-            rate=RateLimit(qps=args.qps),
-            retry=RetryPolicy(retries=args.retries),
-            output=OutputOptions(format=output_format),
-            handle_signals=True,
-            write_report=False,
-        )
-
-        async def go() -> RunReport:
-            async with open_client(backend, args.timeout) as client:
-                return await Runner(plan, config, client).run()
-
-        report = anyio.run(go)
-        if report.status != "ok":
-            return _finish_run(report, target.parent, backend, report_written=False)
-        produced = report.chapters[0].output
-        assert produced is not None
-        os.replace(Path(tmp) / produced, target)
-    print(f"{target}: {report.totals.audio_seconds:.1f} s of audio")
+    result = api.say(
+        args.text, args.out, params, target, output_format=output_format,
+        max_chunk_bytes=args.max_chunk_bytes, qps=args.qps, retries=args.retries,
+        read_timeout=args.timeout, handle_signals=True,
+    )  # fmt: skip
+    if result.path is None:
+        return _finish_run(result.report, args.out.parent, target, report_written=False)
+    print(f"{result.path}: {result.report.totals.audio_seconds:.1f} s of audio")
     return 0
 
 
 def cmd_voices(args: argparse.Namespace, env: Environment) -> int:
-    backend = _backend(args, env, None)
+    from pipeline import api
 
-    async def go() -> list[Any]:
-        async with open_client(backend, args.timeout) as client:
-            return await client.list_voices()
-
-    voices = anyio.run(go)
+    voices = api.voices(_target(args, env, None), args.timeout)
     if args.json:
         print(json.dumps([asdict(v) for v in voices], ensure_ascii=False, indent=2))
         return 0
@@ -669,6 +373,10 @@ def cmd_voices(args: argparse.Namespace, env: Environment) -> int:
 
 
 def cmd_serve_local(args: argparse.Namespace, env: Environment) -> int:
+    import anyio
+
+    from pipeline.localserver import ServerConfig, serve_forever
+
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -724,7 +432,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"tts-pipeline: error: {e}", file=sys.stderr)
         return 2
     except FatalApiError as e:
-        print(f"tts-pipeline: stopped: {fatal_advice(e, TOKEN_VARIABLE)}", file=sys.stderr)
+        print(f"tts-pipeline: stopped: {fatal_advice(e)}", file=sys.stderr)
         return 3
     except PipelineError as e:
         print(f"tts-pipeline: error: {e}", file=sys.stderr)

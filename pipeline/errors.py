@@ -2,8 +2,10 @@
 
 PipelineError
   ConfigError              bad command line or settings; nothing was sent
+    UsageError             a bad command line (the CLI's words; exit 2)
   StorageError             a file we write cannot be written (also an OSError, with errno)
   ManifestError            bad input file(s); carries every Problem found
+  AudioError               a part or chapter that cannot be read, joined or written
   ApiError                 carries code, message, http_status, logid, host
     TransientApiError      429, 5xx, 4009/4013/4020/4102/5000, reset, timeout, short body
       RateLimited          the server asked the whole run to slow down
@@ -11,29 +13,53 @@ PipelineError
     RequestRejected        4000/4200 and other request errors: this request is wrong
     FatalApiError          4100/4101/4011/4019/4022/4008: the whole run must stop
 
-No error ever carries the token: the client never puts request headers into one.
+Pipeline codes (negative: failures with no API code) sit next to the Coze codes below; a
+report's chapter error carries one of them. No error ever carries the token: the client never
+puts request headers into one. Advice naming flags and environment variables is the CLI's
+(``pipeline.advice``), not this module's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Coze codes (error-code page), grouped by what a batch client does with them.
-RATE_LIMIT_CODES = frozenset({4009, 4013, 4020})
-RETRY_CODES = frozenset({4102, 5000}) | RATE_LIMIT_CODES
-REJECT_CODES = frozenset({4000, 4200})
-AUTH_CODES = frozenset({4100, 4101})
-BALANCE_CODES = frozenset({4011, 4019, 4022})
-DAILY_LIMIT_CODE = 4008
-FATAL_CODES = AUTH_CODES | BALANCE_CODES | {DAILY_LIMIT_CODE}
-TRANSIENT_HTTP = frozenset({408, 429}) | frozenset(range(500, 600))
+# The Coze code tables and their classification live with the rest of the Coze contract.
+from pipeline.coze.codes import (
+    AUTH_CODES as AUTH_CODES,
+)
+from pipeline.coze.codes import (
+    BALANCE_CODES as BALANCE_CODES,
+)
+from pipeline.coze.codes import (
+    DAILY_LIMIT_CODE as DAILY_LIMIT_CODE,
+)
+from pipeline.coze.codes import (
+    FATAL_CODES as FATAL_CODES,
+)
+from pipeline.coze.codes import (
+    RATE_LIMIT_CODES as RATE_LIMIT_CODES,
+)
+from pipeline.coze.codes import (
+    REJECT_CODES as REJECT_CODES,
+)
+from pipeline.coze.codes import (
+    RETRY_CODES as RETRY_CODES,
+)
+from pipeline.coze.codes import (
+    TRANSIENT_HTTP as TRANSIENT_HTTP,
+)
+from pipeline.coze.codes import (
+    error_class as error_class,
+)
 
 # Codes the pipeline itself gives to failures that have no API code.
 CODE_NETWORK = -1  # connection refused/reset, DNS, TLS
 CODE_TIMEOUT = -2  # connect or read timeout, stalled body
 CODE_SHORT_BODY = -3  # fewer bytes than Content-Length, connection dropped mid-body
 CODE_BAD_AUDIO = -4  # answered as audio, but it does not decode or is not what was asked
-CODE_BUDGET = -6  # the next request would cross --budget-characters
+CODE_ASSEMBLY = -5  # the chunks were in, but the chapter file could not be written
+CODE_BUDGET = -6  # the next request would cross the run's character budget
+CODE_STORAGE = -7  # an answer was bought but could not be stored in the cache
 
 
 class PipelineError(Exception):
@@ -55,6 +81,12 @@ class StorageError(PipelineError, OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+class UsageError(ConfigError):
+    """A bad command line: exit 2 with the message."""
+
+
+class AudioError(PipelineError):
+    """A part or chapter that cannot be read, joined or written (corrupt, inconsistent)."""
 
 
 @dataclass(frozen=True)
@@ -168,55 +200,3 @@ class FatalApiError(ApiError):
 
 class BudgetExhausted(FatalApiError):
     """The next request would cross the run's character budget: stop like a fatal answer."""
-
-
-def error_class(code: int, http_status: int | None) -> type[ApiError]:
-    """The class for an API error answer, from its Coze code and HTTP status.
-
-    The code wins over the status: Coze may answer HTTP 200 or 4xx/5xx for the same code.
-    An unknown code under a transient HTTP status is transient; otherwise it is a rejection
-    of this request, which fails its chapter but lets the run go on.
-    """
-    if code in FATAL_CODES:
-        return FatalApiError
-    if code in RATE_LIMIT_CODES or http_status == 429:
-        return RateLimited
-    if code in RETRY_CODES:
-        return TransientApiError
-    if code in REJECT_CODES:
-        return RequestRejected
-    if http_status is not None and http_status in TRANSIENT_HTTP:
-        return TransientApiError
-    return RequestRejected
-
-
-def fatal_advice(error: ApiError, token_variable: str = "COZE_API_TOKEN") -> str:
-    """What the user should do after a fatal answer; names the host, never the token."""
-    host = error.host or "the API host"
-    if error.code == 4100:
-        return (
-            f"{host} refused the token in {token_variable} (code 4100: invalid or expired). "
-            "Check the token; note that a coze.cn token does not work on api.coze.com and a "
-            "coze.com token does not work on api.coze.cn (choose the host with --base-url)."
-        )
-    if error.code == 4101:
-        return (
-            f"The token in {token_variable} lacks the createSpeech permission on {host} "
-            "(code 4101): create a token with that permission."
-        )
-    if error.code in BALANCE_CODES:
-        return (
-            f"The account behind {token_variable} has an insufficient balance on {host} "
-            f"(code {error.code}): top it up, then run the same command again to resume."
-        )
-    if error.code == CODE_BUDGET:
-        return (
-            f"{error.message}. Nothing more was sent; finished chunks are kept: raise "
-            "--budget-characters or run the same command again to resume."
-        )
-    if error.code == DAILY_LIMIT_CODE:
-        return (
-            f"The daily usage limit was reached on {host} (code 4008). Finished chunks are "
-            "kept: run the same command again tomorrow to resume where this run stopped."
-        )
-    return f"The run was stopped by {host}: {error.message} (code {error.code})."

@@ -15,14 +15,12 @@ The only module that knows all the others. Shape of a run:
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -34,41 +32,49 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book, check_audio
+from pipeline.audio import check_audio
+from pipeline.backend import Backend
+from pipeline.budget import BudgetMeter
 from pipeline.cache import ChunkCache, OutputLock
-from pipeline.client import Synthesis
 from pipeline.errors import (
-    CODE_BUDGET,
+    CODE_ASSEMBLY,
+    CODE_STORAGE,
     CODE_TIMEOUT,
     ApiError,
     BudgetExhausted,
     FatalApiError,
-    PipelineError,
     RateLimited,
     TransientApiError,
 )
+from pipeline.finishing import (
+    ChapterState,
+    assemble,
+    chapter_written,
+    output_extension,
+    output_name,
+    write_book,
+)
 from pipeline.limits import AdaptiveRateLimiter, RateLimit
-from pipeline.planning import ChapterPlan, Chunk, Plan
+from pipeline.outcome import (
+    chapter_report,
+    describe,
+    error_of,
+    read_previous_outputs,
+    run_status,
+    stale_outputs,
+)
+from pipeline.planning import Chunk, Plan
 from pipeline.progress import ChapterEvent, NullProgress, Progress
 from pipeline.report import (
-    REPORT_NAME,
     ChapterError,
-    ChapterReport,
     RunReport,
     Totals,
     utc_now,
     write_report,
 )
-from pipeline.speech import FILE_EXTENSIONS, SpeechRequest
+from pipeline.speech import FILE_EXTENSIONS
 
-CODE_ASSEMBLY = -5  # the chunks were in, but the chapter file could not be written
-CODE_STORAGE = -7  # an answer was bought but could not be stored in the cache
-
-
-class SpeechBackend(Protocol):
-    """What the runner needs of a client: ``SpeechClient`` is one."""
-
-    async def synthesize(self, request: SpeechRequest) -> Synthesis: ...
+SpeechBackend = Backend  # the name this module used before backend.py
 
 
 @dataclass(frozen=True)
@@ -144,28 +150,12 @@ class _Item:
     key: str
 
 
-@dataclass
-class _ChapterState:
-    index: int  # 0-based position in the job: the track number is index + 1
-    plan: ChapterPlan
-    parts: list[Path | None]
-    remaining: int
-    error: ChapterError | None = None
-    output: Path | None = None
-    duration_s: float | None = None
-    subtitles: list[str] = field(default_factory=list)
-
-
 class _StorageFailed(Exception):
     """An answer was bought but the cache could not store it (disk full, read-only...)."""
 
 
 class _Stopped(Exception):
     """Raised inside a retry loop when the run is stopping: start nothing new."""
-
-
-def output_extension(response_format: str, output_format: str | None) -> str:
-    return output_format or FILE_EXTENSIONS[response_format]
 
 
 class Runner:
@@ -187,7 +177,7 @@ class Runner:
         self._limiter = AdaptiveRateLimiter(config.rate)
         self._in_flight = anyio.CapacityLimiter(config.concurrency)
         self._states = [
-            _ChapterState(i, c, [None] * len(c.chunks), len(c.chunks))
+            ChapterState(i, c, [None] * len(c.chunks), len(c.chunks))
             for i, c in enumerate(plan.chapters)
         ]
         self._totals = Totals(
@@ -202,7 +192,7 @@ class Runner:
         self._interrupted = False
         self._work_scope: anyio.CancelScope | None = None
         self._book: str | None = None
-        self._reserved = 0  # characters of the requests in flight, for the budget
+        self._budget = BudgetMeter(config.budget_characters)
         self._previous_outputs: dict[str, str] = {}
 
     @property
@@ -251,24 +241,6 @@ class Runner:
                     state.remaining -= 1
                     self._totals.cache_hits += 1
         return todo
-
-    def _reserve_budget(self, chunk: Chunk) -> None:
-        """Refuse a request that could take the billed characters over the budget.
-
-        Requests in flight are counted as if they will be billed, so that concurrent
-        requests cannot cross the budget together.
-        """
-        budget = self._config.budget_characters
-        if budget is None:
-            return
-        committed = self._totals.billed_characters + self._reserved
-        if committed + chunk.characters > budget:
-            raise BudgetExhausted(
-                CODE_BUDGET,
-                f"the character budget of {budget} would be crossed: {committed} billed or "
-                f"in flight, and the next chunk has {chunk.characters}",
-            )
-        self._reserved += chunk.characters
 
     async def _work(self, todo: list[_Item]) -> None:
         workers = max(2, 2 * self._config.concurrency)
@@ -319,7 +291,7 @@ class Runner:
                     continue
                 except ApiError as e:
                     # Rejected, or transient with every retry spent: this chapter fails.
-                    self._fail_chapter(state, _error_of(e, chunk.line_id))
+                    self._fail_chapter(state, error_of(e, chunk.line_id))
                     continue
                 state.parts[item.chunk] = path
                 state.remaining -= 1
@@ -342,12 +314,12 @@ class Runner:
         if self._work_scope is not None:
             self._work_scope.cancel()
 
-    def _fail_chapter(self, state: _ChapterState, error: ChapterError) -> None:
+    def _fail_chapter(self, state: ChapterState, error: ChapterError) -> None:
         if state.error is not None:
             return
         state.error = error
         self._progress.chapter_done(
-            ChapterEvent(state.plan.chapter.id, "failed", None, None, _describe(error))
+            ChapterEvent(state.plan.chapter.id, "failed", None, None, describe(error))
         )
 
     async def _synthesize(self, item: _Item, chunk: Chunk) -> Path:
@@ -396,7 +368,7 @@ class Runner:
             ticket = await self._limiter.acquire()
             if self._stopping:
                 raise _Stopped
-            self._reserve_budget(chunk)
+            self._budget.reserve(chunk.characters, self._totals.billed_characters)
             self._totals.requests += 1
             try:
                 with anyio.fail_after(self._config.attempt_timeout_s):
@@ -411,8 +383,7 @@ class Runner:
                 self._limiter.on_rate_limited(e.retry_after, ticket=ticket)
                 raise
             finally:
-                if self._config.budget_characters is not None:
-                    self._reserved -= chunk.characters
+                self._budget.release(chunk.characters)
         self._limiter.on_success()
         params = chunk.params
         ext = FILE_EXTENSIONS[params.format]
@@ -431,79 +402,18 @@ class Runner:
             async for ci in done:
                 await self._assemble(self._states[ci])
 
-    async def _assemble(self, state: _ChapterState) -> None:
-        spec = self._chapter_spec(state)
-        try:
-            result = await anyio.to_thread.run_sync(assemble_chapter, spec)
-        except (PipelineError, OSError) as e:
-            self._fail_chapter(state, ChapterError(CODE_ASSEMBLY, str(e), None, None))
+    async def _assemble(self, state: ChapterState) -> None:
+        error = await assemble(state, self._config.output, self._config.out_dir)
+        if error is not None:
+            self._fail_chapter(state, error)
             return
-        state.output = result.path
-        state.duration_s = result.duration_s
-        state.subtitles = [p.name for p in result.subtitle_paths]
-        self._totals.audio_seconds += result.duration_s
-        self._progress.chapter_done(
-            ChapterEvent(state.plan.chapter.id, "ok", result.path.name, result.duration_s, None)
-        )
-
-    def _chapter_spec(self, state: _ChapterState) -> ChapterSpec:
-        plan = state.plan
-        chapter = plan.chapter
-        out = self._config.output
-        parts = []
-        for chunk, path in zip(plan.chunks, state.parts, strict=True):
-            assert path is not None
-            parts.append(
-                Part(
-                    path=path,
-                    text=chunk.text,
-                    line_id=chunk.line_id,
-                    end_of_line=chunk.last_in_line,
-                    pause_after_ms=chunk.pause_after_ms,
-                )
-            )
-        return ChapterSpec(
-            parts=tuple(parts),
-            response_format=plan.response_format,
-            sample_rate=plan.sample_rate,
-            out_path=self._config.out_dir / self._output_name(plan),
-            output_format=out.format,
-            loudness_lufs=out.loudness_lufs,
-            title=chapter.title or chapter.id,
-            album=out.album,
-            track=state.index + 1,
-            subtitles=out.subtitles,
-        )
+        assert state.duration_s is not None
+        self._totals.audio_seconds += state.duration_s
+        self._progress.chapter_done(chapter_written(state))
 
     async def _build_book(self) -> None:
-        name = self._config.output.book
-        if name is None:
-            return
-        if any(s.output is None for s in self._states):
-            self._progress.message(f"{name} not written: not every chapter was written")
-            return
-        chapters = [
-            (s.output, s.plan.chapter.title or s.plan.chapter.id)
-            for s in self._states
-            if s.output is not None
-        ]
-        out = self._config.output
-        path = self._config.out_dir / name
-        try:
-            await anyio.to_thread.run_sync(
-                lambda: build_book(
-                    chapters,
-                    path,
-                    title=out.album,
-                    artist=out.artist,
-                    pcm_sample_rate=self._states[0].plan.sample_rate,
-                )
-            )
-        except (PipelineError, OSError) as e:
-            self._progress.message(f"{name} not written: {e}")
-            return
-        self._book = path.name
-        self._progress.message(f"book written: {path}")
+        out_dir = self._config.out_dir
+        self._book = await write_book(self._states, self._config.output, out_dir, self._progress)
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -523,8 +433,8 @@ class Runner:
             self._work_scope.cancel()
 
     def _report(self, started: datetime) -> RunReport:
-        chapters = [self._chapter_report(s) for s in self._states]
-        status = self._status(chapters)
+        chapters = [chapter_report(s) for s in self._states]
+        status = run_status(chapters, fatal=self._fatal is not None, interrupted=self._interrupted)
         fatal = self._fatal
         report = RunReport(
             status=status,
@@ -532,11 +442,12 @@ class Runner:
             finished_at=utc_now(),
             totals=self._totals,
             chapters=chapters,
-            error=None if fatal is None else _error_of(fatal, None),
+            error=None if fatal is None else error_of(fatal, None),
             book=self._book,
             extra=dict(self._config.report_extra),
         )
-        stale = self._stale_outputs()
+        current = (output_name(s.plan, self._config.output) for s in self._states)
+        stale = stale_outputs(current, self._previous_outputs, self._config.out_dir)
         if stale:
             report.extra["stale_outputs"] = stale
             self._progress.message(
@@ -545,67 +456,6 @@ class Runner:
             )
         self._progress.finish(status=status, elapsed_s=report.elapsed_s)
         return report
-
-    def _stale_outputs(self) -> list[str]:
-        # A chapter that was removed, renamed or changed format leaves its old file behind.
-        current = {self._output_name(s.plan) for s in self._states}
-        return sorted(
-            output
-            for output in self._previous_outputs.values()
-            if output not in current and (self._config.out_dir / output).is_file()
-        )
-
-    def _output_name(self, plan: ChapterPlan) -> str:
-        ext = output_extension(plan.response_format, self._config.output.format)
-        return f"{plan.chapter.id}.{ext}"
-
-    def _chapter_report(self, state: _ChapterState) -> ChapterReport:
-        chapter = state.plan.chapter
-        if state.output is not None:
-            status = "ok"
-        elif state.error is not None:
-            status = "failed"
-        else:
-            status = "pending"
-        return ChapterReport(
-            id=chapter.id,
-            title=chapter.title,
-            status=status,
-            output=None if state.output is None else state.output.name,
-            duration_s=state.duration_s,
-            lines=len(chapter.lines),
-            chunks=len(state.plan.chunks),
-            error=state.error,
-            subtitles=state.subtitles,
-        )
-
-    def _status(self, chapters: list[ChapterReport]) -> str:
-        if self._fatal is not None:
-            return "aborted"
-        if self._interrupted and any(c.status == "pending" for c in chapters):
-            return "interrupted"
-        ok = sum(c.status == "ok" for c in chapters)
-        if ok == len(chapters):
-            return "ok"
-        return "failed" if ok == 0 else "partial"
-
-
-def read_previous_outputs(out_dir: Path) -> dict[str, str]:
-    """Chapter id -> output file name, from the report.json of an earlier run, if any.
-
-    A report that cannot be read is no reason to stop a run: it only means no stale
-    outputs can be named.
-    """
-    try:
-        data = json.loads((out_dir / REPORT_NAME).read_text(encoding="utf-8"))
-        chapters = data["chapters"]
-        return {
-            str(c["id"]): str(c["output"])
-            for c in chapters
-            if isinstance(c, dict) and c.get("output") and "/" not in str(c["output"])
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
 
 
 async def _first_of(*waitables: Awaitable[object]) -> None:
@@ -618,16 +468,6 @@ async def _first_of(*waitables: Awaitable[object]) -> None:
 
         for w in waitables:
             tg.start_soon(run, w)
-
-
-def _error_of(error: ApiError, line: str | None) -> ChapterError:
-    return ChapterError(error.code, error.message, error.logid, line)
-
-
-def _describe(error: ChapterError) -> str:
-    where = f" at line {error.line}" if error.line else ""
-    logid = f" (logid {error.logid})" if error.logid else ""
-    return f"code {error.code}{where}: {error.message}{logid}"
 
 
 async def run_plan(

@@ -4,6 +4,7 @@ import pickle
 
 import pytest
 
+from pipeline.advice import fatal_advice
 from pipeline.errors import (
     ApiError,
     FatalApiError,
@@ -12,7 +13,6 @@ from pipeline.errors import (
     RequestRejected,
     TransientApiError,
     error_class,
-    fatal_advice,
 )
 
 

@@ -30,7 +30,7 @@ from torture.harness import (
 )
 
 from pipeline.cli import build_parser, main
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.errors import ApiError
 from pipeline.localserver import FAULT_KINDS, LocalServer, ServerConfig
 from pipeline.redact import MIN_SECRET_LENGTH, Redactor, escape_controls

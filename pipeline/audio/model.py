@@ -5,18 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.errors import AudioError as AudioError
+from pipeline.formats import OUTPUT_FORMATS as OUTPUT_FORMATS
+from pipeline.formats import SUBTITLE_FORMATS as SUBTITLE_FORMATS
 
-# `output.format` values, each its own file extension; `ogg_opus` is accepted as `opus`.
-OUTPUT_FORMATS = ("mp3", "opus", "flac", "m4a", "wav", "pcm")
-SUBTITLE_FORMATS = ("srt", "vtt")
 TRUE_PEAK_CEILING_DBTP = -1.5
 # Opus packets and granules always count 48 kHz samples, whatever rate was encoded.
 OPUS_GRANULE_RATE = 48000
-
-
-class AudioError(PipelineError):
-    """A part or chapter that cannot be read, joined or written (corrupt, inconsistent)."""
 
 
 @dataclass(frozen=True)

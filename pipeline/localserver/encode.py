@@ -27,14 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from av.audio.stream import AudioStream
 
+from pipeline.formats import CONTENT_TYPES as CONTENT_TYPES
 from pipeline.speech import FORMATS, opus_rate
-
-CONTENT_TYPES = {
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "pcm": "audio/pcm",
-    "ogg_opus": "audio/ogg",
-}
 
 # LAME's quality 7 is about a third faster than its default and still clean for speech; the
 # local server's answers are for tests and benchmarks, where encoding time adds up.

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from pipeline.bounds import MAX_RETRY_AFTER_S, audio_body_limit
-from pipeline.client import ClientConfig, SpeechClient, Synthesis, Voice, parse_retry_after
+from pipeline.coze.client import ClientConfig, SpeechClient, Synthesis, Voice, parse_retry_after
 from pipeline.errors import (
     CODE_NETWORK,
     CODE_SHORT_BODY,

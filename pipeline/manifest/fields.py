@@ -1,0 +1,27 @@
+"""The one check and normal form of a speech field or ``pause_ms``, whichever file sets it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.manifest.model import MAX_PAUSE_MS
+from pipeline.manifest.text import is_number
+from pipeline.speech import check_field
+
+
+def check_value(name: str, value: object) -> str | None:
+    """None when ``value`` is fine for ``name``, else the message saying why not."""
+    if name != "pause_ms":
+        return check_field(name, value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PAUSE_MS:
+        return None
+    return f"pause_ms must be a whole number of milliseconds from 0 to {MAX_PAUSE_MS}"
+
+
+def normalise(name: str, value: Any) -> Any:
+    """The value as the request carries it; None for a field that is as good as unset."""
+    if name in ("speed", "emotion_scale") and is_number(value):
+        return float(value)
+    if name in ("emotion", "context_texts") and value == "":
+        return None
+    return value
