@@ -32,11 +32,11 @@ class QualityConfig:
     strict: bool = False
     duration_low: float = 0.6
     duration_high: float = 1.7
-    prior_low: float = 0.35
-    prior_high: float = 2.8
+    prior_low: float = 0.2
+    prior_high: float = 4.0
     warmup_chunks: int = 5
     min_units: int = 6
-    silent_dbfs: float = -45.0
+    silent_dbfs: float = -50.0
     max_gap_s: float = 3.0
     max_edge_silence_s: float = 2.5
     max_clipped_share: float = 0.002

@@ -10,6 +10,7 @@ compare chunks of one voice with each other.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from dataclasses import asdict, dataclass
@@ -122,11 +123,16 @@ def _longest_run(flags: npt.NDArray[np.bool_]) -> int:
 def _biquad_response(b: tuple[float, ...], a: tuple[float, ...], w: Floats) -> Floats:
     z = np.exp(-1j * w)
     h = (b[0] + b[1] * z + b[2] * z * z) / (a[0] + a[1] * z + a[2] * z * z)
-    return np.asarray(np.abs(h) ** 2, dtype=np.float32)
+    return np.asarray(np.abs(h), dtype=np.float32)
 
 
-def _k_weighting(rate: int, w: Floats) -> Floats:
-    """|H|^2 of BS.1770's two K-weighting stages at ``rate``, by their analogue prototypes."""
+@functools.lru_cache(maxsize=16)
+def _k_weighting(rate: int, bins: int) -> Floats:
+    """|H| of BS.1770's two K-weighting stages at ``rate``, at ``bins`` rfft bins.
+
+    Made from the stages' analogue prototypes, so that it holds at every sample rate.
+    """
+    w = np.linspace(0.0, math.pi, bins, dtype=np.float32)
     # Stage 1: a high shelf of +4 dB around 1.68 kHz; stage 2: a 38 Hz high-pass.
     gain, f0, q = 3.99984385397, 1681.97445095, 0.7071752369554196
     k = math.tan(math.pi * f0 / rate)
@@ -143,15 +149,21 @@ def _k_weighting(rate: int, w: Floats) -> Floats:
     k = math.tan(math.pi * f0 / rate)
     a0 = 1 + k / q + k * k
     hp_a = (1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0)
-    return _biquad_response(shelf_b, shelf_a, w) * _biquad_response((1.0, -2.0, 1.0), hp_a, w)
+    response = _biquad_response(shelf_b, shelf_a, w) * _biquad_response((1.0, -2.0, 1.0), hp_a, w)
+    response.flags.writeable = False
+    return response
 
 
 def _k_weighted_power(x: Floats, rate: int) -> npt.NDArray[np.float64]:
-    """The K-weighted signal's instantaneous power, filtered in the frequency domain."""
+    """The K-weighted signal's instantaneous power, filtered in the frequency domain.
+
+    The FFT runs at the next power of two: at an answer's own length (often a large prime
+    after decoding) it would be a hundred times slower.
+    """
     n = x.size
-    spectrum = np.fft.rfft(x, n=n)
-    w = np.linspace(0.0, math.pi, spectrum.size, dtype=np.float32)
-    filtered = np.fft.irfft(spectrum * np.sqrt(_k_weighting(rate, w)), n=n)
+    size = 1 << max(0, (n - 1).bit_length())
+    spectrum = np.fft.rfft(x, n=size)
+    filtered = np.fft.irfft(spectrum * _k_weighting(rate, spectrum.size), n=size)[:n]
     return np.square(filtered)
 
 
@@ -162,16 +174,23 @@ def decode_answer(data: bytes, response_format: str, sample_rate: int) -> tuple[
             raise AudioError(f"{len(data)} bytes is not whole 16-bit samples")
         return _as_float(np.frombuffer(data, dtype="<i2")), sample_rate
     chunks: list[Floats] = []
-    rate = sample_rate
     with av_errors("decoding the answer"), av.open(io.BytesIO(data), "r") as container:
         if not container.streams.audio:
             raise AudioError("no audio stream")
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or sample_rate
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        # Mono float frames (what the mp3 and Opus decoders give) are used as they are.
+        resampler: av.AudioResampler | None = None
         for frame in container.decode(stream):
+            if resampler is None and frame.format.name in ("flt", "fltp"):
+                if frame.layout.nb_channels == 1:
+                    chunks.append(_as_float(frame.to_ndarray()))
+                    continue
+            if resampler is None:
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
             frame.pts = None
             chunks.extend(_as_float(f.to_ndarray()) for f in resampler.resample(frame))
-        chunks.extend(_as_float(f.to_ndarray()) for f in resampler.resample(None))
+        if resampler is not None:
+            chunks.extend(_as_float(f.to_ndarray()) for f in resampler.resample(None))
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     return samples.astype(np.float32, copy=False), rate

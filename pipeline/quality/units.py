@@ -61,8 +61,16 @@ def text_units(text: str) -> TextUnits:
 
 
 def _syllables(word: str) -> int:
-    groups = len(_VOWEL_GROUP.findall(word))
-    # A final silent "e" (make, whole) is a vowel group that is not spoken.
-    if groups > 1 and word.lower().endswith("e") and not word.lower().endswith(("le", "ee")):
-        groups -= 1
+    w = word.lower()
+    groups = len(_VOWEL_GROUP.findall(w))
+    # A silent final "e" (make, whole, but not table) and a silent "e" in a final -es or -ed
+    # (times, named, but not boxes or wanted) are vowel groups that are not spoken.
+    if groups > 1 and len(w) > 2:
+        if w.endswith("e") and not (w.endswith("le") and w[-3] not in _VOWELS):
+            groups -= 1
+        elif w.endswith(("es", "ed")) and w[-3] not in "tdsxzcgh" + _VOWELS:
+            groups -= 1
     return max(1, groups)
+
+
+_VOWELS = "aeiouy"
