@@ -46,13 +46,14 @@ def speech(syllables: float, pace: float = 0.2, level_db: float = -20.0) -> Floa
 
 
 def test_units_count_cjk_characters_latin_syllables_and_pauses() -> None:
-    zh = text_units("滚滚长江东逝水，浪花淘尽英雄。")
-    assert (zh.cjk, zh.latin, zh.script) == (13, 0, "cjk")
-    assert zh.pauses == 3.0  # a comma and a sentence end
+    zh = text_units("“滚滚长江东逝水，浪花淘尽英雄。是非成败转头空。”")
+    assert (zh.cjk, zh.latin, zh.script) == (20, 0, "cjk")
+    # A comma and a sentence end inside; the last full stop and quote are not a pause.
+    assert zh.pauses == 3.0
     en = text_units("Make the whole beautiful table, 42 times!")
     # make(1) the(1) whole(1) beautiful(3: eau, i, u) table(2) times(1); digits 2
     assert (en.latin, en.digits, en.script) == (9, 2, "latin")
-    assert en.total == en.spoken + en.pauses == 11 + 3.0
+    assert en.total == en.spoken + en.pauses == 11 + 1.0
 
 
 def test_units_of_mixed_text_follow_the_larger_script() -> None:

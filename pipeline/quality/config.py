@@ -23,19 +23,22 @@ class QualityConfig:
     Duration: an answer's speech time (first sound to last) over the time predicted for its
     text at its ``speed`` must lie in [duration_low, duration_high] once the voice has
     ``warmup_chunks`` accepted chunks, in [prior_low, prior_high] before (the prior is a
-    guess about an unknown voice). Texts under ``min_units`` syllables are not timed: a
-    voice's fixed start-up dominates them.
+    guess about an unknown voice). Both ranges widen for short texts, whose time varies
+    more: each bound is raised to the power ``1 + short_text_units / units`` (a text of
+    ``short_text_units`` units gets the square of the range). Texts under ``min_units``
+    syllables are not timed at all.
     """
 
     enabled: bool = True
     retries: int = 1
     strict: bool = False
-    duration_low: float = 0.6
-    duration_high: float = 1.7
+    duration_low: float = 0.7
+    duration_high: float = 1.5
     prior_low: float = 0.2
     prior_high: float = 4.0
     warmup_chunks: int = 5
     min_units: int = 6
+    short_text_units: float = 8.0
     silent_dbfs: float = -50.0
     max_gap_s: float = 3.0
     max_edge_silence_s: float = 2.5
@@ -63,6 +66,7 @@ _CHECKS: dict[str, _Check] = {
     "prior_high": _OVER_1,
     "warmup_chunks": ("int", lambda v: 1 <= v <= 1000, "a whole number from 1 to 1000"),
     "min_units": ("int", lambda v: 0 <= v <= 1000, "a whole number from 0 to 1000"),
+    "short_text_units": ("float", lambda v: 0 <= v <= 1000, "a number from 0 to 1000"),
     "silent_dbfs": _LEVEL,
     "max_gap_s": _ABOVE_0,
     "max_edge_silence_s": _ABOVE_0,

@@ -210,6 +210,9 @@ class QualityGate:
         predicted = self._model.predict(voice, units, speed)
         by_prior = self._model.count(voice, units) < c.warmup_chunks
         low, high = (c.prior_low, c.prior_high) if by_prior else (c.duration_low, c.duration_high)
+        # A short text's time varies more (one pause, one long word): its band is wider.
+        widen = 1 + c.short_text_units / max(units.total, 1.0)
+        low, high = low**widen, high**widen
         ratio = m.speech_s / predicted if predicted > 0 else math.inf
         if ratio < low:
             found["duration_short"] = low / max(ratio, 1e-3) - 1

@@ -18,6 +18,7 @@ _VOWEL_GROUP = regex.compile(r"[aeiouyàâäéèêëîïôöùûüæœáíóúå
 _DIGIT = regex.compile(r"\d")
 _SENTENCE_END = regex.compile(r"[.!?…。！？；;]+")
 _CLAUSE = regex.compile(r"[,:、，：—–]+")
+_OUTER_MARKS = regex.compile(r"^[\p{P}\p{Z}\s]+|[\p{P}\p{Z}\s]+$")
 
 # Pauses in syllables: a sentence end costs about two syllables' time, a comma about one.
 SENTENCE_PAUSE_UNITS = 2.0
@@ -54,8 +55,11 @@ def text_units(text: str) -> TextUnits:
     cjk = len(_CJK.findall(text))
     latin = sum(_syllables(word) for word in _LATIN_WORD.findall(text))
     digits = len(_DIGIT.findall(text))
-    pauses = SENTENCE_PAUSE_UNITS * len(_SENTENCE_END.findall(text)) + CLAUSE_PAUSE_UNITS * len(
-        _CLAUSE.findall(text)
+    # Only pauses between words: the silence before the first and after the last is not
+    # part of the speech time that the units predict.
+    inner = _OUTER_MARKS.sub("", text)
+    pauses = SENTENCE_PAUSE_UNITS * len(_SENTENCE_END.findall(inner)) + CLAUSE_PAUSE_UNITS * len(
+        _CLAUSE.findall(inner)
     )
     return TextUnits(cjk, latin, digits, pauses)
 
