@@ -208,7 +208,7 @@ class QualityGate:
         if units.spoken < c.min_units or "silent" in found:
             return None, False
         predicted = self._model.predict(voice, units, speed)
-        by_prior = self._model.count(voice, units) < c.warmup_chunks
+        by_prior = self._model.count(voice, units, speed) < c.warmup_chunks
         low, high = (c.prior_low, c.prior_high) if by_prior else (c.duration_low, c.duration_high)
         # A short text's time varies more (one pause, one long word): its band is wider.
         widen = 1 + c.short_text_units / max(units.total, 1.0)

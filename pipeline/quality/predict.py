@@ -42,24 +42,32 @@ class _Window:
 
 
 class DurationModel:
-    """Seconds per unit per (voice, script); not locked: the gate holds the lock."""
+    """Seconds per unit at speed 1.0 per (voice, script, speed); the gate holds the lock.
+
+    Speed is part of the key because a voice need not follow ``speed`` exactly (eSpeak stops
+    at its own limits); until a speed has its own chunks, the voice's pace at its other
+    speeds, scaled, stands in for it, and failing that the prior.
+    """
 
     def __init__(self) -> None:
-        self._paces: dict[tuple[str, str], _Window] = {}
+        self._paces: dict[tuple[str, str, float], _Window] = {}
+        self._any_speed: dict[tuple[str, str], _Window] = {}
 
-    def count(self, voice: str, units: TextUnits) -> int:
-        """How many accepted chunks the estimate for this voice and script rests on."""
-        window = self._paces.get((voice, units.script))
+    def count(self, voice: str, units: TextUnits, speed: float) -> int:
+        """How many accepted chunks the estimate for this voice, script and speed rests on."""
+        window = self._paces.get((voice, units.script, round(speed, 2)))
         return len(window) if window else 0
 
     def predict(self, voice: str, units: TextUnits, speed: float) -> float:
         """The predicted speech time in seconds of ``units`` read by ``voice`` at ``speed``."""
-        window = self._paces.get((voice, units.script))
+        window = self._paces.get((voice, units.script, round(speed, 2)))
+        window = window or self._any_speed.get((voice, units.script))
         pace = window.median() if window else PRIOR_S_PER_UNIT[units.script]
         return pace * units.total / max(speed, 1e-6)
 
     def learn(self, voice: str, units: TextUnits, speed: float, speech_s: float) -> None:
         if units.total <= 0 or speech_s <= 0:
             return
-        key = (voice, units.script)
-        self._paces.setdefault(key, _Window()).add(speech_s * speed / units.total)
+        pace = speech_s * speed / units.total
+        self._paces.setdefault((voice, units.script, round(speed, 2)), _Window()).add(pace)
+        self._any_speed.setdefault((voice, units.script), _Window()).add(pace)
