@@ -47,6 +47,7 @@ def run(files: list[Path], voices: list[str], fmt: str, rate: float, limit: int)
     counts: Counter[str] = Counter()
     flagged_clean: list[dict[str, Any]] = []
     late: list[Any] = []
+    faulty: dict[Any, str] = {}
     spread: dict[str, list[float]] = {k: [] for k in _SPREAD}
     for path in files:
         chunks = [c for p in split_paragraphs(path.read_text()) for c in split_text(p)]
@@ -75,7 +76,16 @@ def run(files: list[Path], voices: list[str], fmt: str, rate: float, limit: int)
                         counts["extra_requests"] += 1
                     flagged_clean.append({"chapter": chapter, "chunk": index, **verdict.to_json()})
                     continue
+                if fault:
+                    faulty[(chapter, index)] = fault.kind
                 late += gate.accept(text, voice, 1.0, chapter, verdict, (chapter, index))
+    # An answer accepted in the warm-up and found bad later is requested again by the runner.
+    for ref in late:
+        kind = faulty.get(ref)
+        counts[f"caught_late:{kind}" if kind else "late_without_fault"] += 1
+        counts["extra_requests"] += 1
+        if kind:
+            counts[f"missed:{kind}"] -= 1
     counts["late_suspects"] = len(late)
     ranges = {k: _range(v) for k, v in spread.items() if v}
     return {

@@ -2,7 +2,7 @@
 
 from pipeline.quality.config import OFF, QualityConfig, parse_quality
 from pipeline.quality.gate import RULES, QualityGate, Verdict
-from pipeline.quality.measure import Measures, decode_answer, measure
+from pipeline.quality.measures import Measures, decode_answer, measure
 from pipeline.quality.units import TextUnits, text_units
 
 __all__ = [

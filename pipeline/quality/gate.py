@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.quality.config import QualityConfig
-from pipeline.quality.measure import Measures, measure
+from pipeline.quality.measures import Measures, measure
 from pipeline.quality.predict import DurationModel
 from pipeline.quality.units import TextUnits, text_units
 

