@@ -33,7 +33,7 @@ from pipeline.audio.process import decode_file, open_part
 from pipeline.errors import ConfigError
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.gate import QualityGate, Verdict
-from pipeline.quality.measure import Measures, measure
+from pipeline.quality.measures import Measures, measure
 from pipeline.report import REPORT_NAME
 from pipeline.speech import DEFAULT_SAMPLE_RATE
 
