@@ -158,3 +158,43 @@ def test_quality_fault_names_are_checked() -> None:
         parse_fault("muffled")
     with pytest.raises(ConfigError, match="unknown \\['muffled'\\]"):
         ServerConfig(fault_rate=0.1, fault_kinds=("muffled",))
+
+
+def test_a_run_with_quality_faults_keeps_only_clean_answers(
+    make_server: Callable[..., LocalServer],
+) -> None:
+    """The runner's loop in small: 5 % faults, one request more per flag, late finds too."""
+    kinds = QUALITY_FAULT_KINDS
+    faulty = make_server(fault_rate=0.05, fault_kinds=kinds, seed=11)
+    clean = make_server()
+    texts = [" ".join(EN[(i + k) % 8] for k in range(1 + i % 3)) + f" {i}." for i in range(120)]
+    gate = QualityGate()
+    kept: dict[int, bytes] = {}
+    requests = 0
+
+    def settle(index: int) -> list[object]:
+        nonlocal requests
+        text = texts[index]
+        best: tuple[Verdict, bytes] | None = None
+        for _ in range(1 + gate.config.retries + 1):  # a fault may land on the retry too
+            data = _speak(faulty, text, "local-tone-1", "wav")
+            requests += 1
+            verdict = _judge(gate, data, text, "local-tone-1", "wav")
+            if best is None or verdict.better_than(best[0]):
+                best = (verdict, data)
+            if verdict.ok:
+                break
+        assert best is not None and best[0].ok, (index, best[0].to_json())
+        kept[index] = best[1]
+        return list(gate.accept(text, "local-tone-1", 1.0, "chapter", best[0], index))
+
+    late = [ref for index in range(len(texts)) for ref in settle(index)]
+    for ref in late:
+        assert isinstance(ref, int)
+        settle(ref)
+    injected = sum(faulty.stats.faults.values())
+    assert injected >= 5
+    # Every kept answer is the clean one: the tone engine answers a text the same each time.
+    for index, data in kept.items():
+        assert data == _speak(clean, texts[index], "local-tone-1", "wav"), index
+    assert requests - len(texts) <= injected
