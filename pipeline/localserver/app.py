@@ -3,7 +3,8 @@
 Order of checks for a speech request, and why: authentication (4100), then the rate limits
 (4009 over ``qps``, 4020 over ``max_in_flight``), as a gateway does before the service sees
 the request; then an injected fault, if one is due (faults model the service failing on an
-admitted request, so they come before the service reads the body); then the body (4000, with
+admitted request, so they come before the service reads the body; a quality fault is
+served like any request, its text or samples spoilt); then the body (4000, with
 the validator of ``pipeline.speech``), the voice (4200), the latency and the synthesis.
 Synthesis and encoding run in a worker thread so that the event loop keeps answering.
 
