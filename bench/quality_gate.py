@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.quality_gate TEXT_FILE [TEXT_FILE ...] [--fault-rate 0.05]
         [--voices local-en-female,local-en-male] [--format mp3] [--max-chunks N]
+        [--kinds silent,truncated,padded,clipped,quiet]
 
 Each file is cut like a job cuts it (paragraphs, then chunks of at most 1024 bytes), each
 chunk is spoken by the espeak engine for each voice, encoded in ``--format`` and decoded
@@ -40,7 +41,14 @@ def _answer(engine: EspeakEngine, text: str, voice: str, fmt: str, fault: Fault 
     return decode_answer(encode(samples, RATE, fmt), fmt, RATE)
 
 
-def run(files: list[Path], voices: list[str], fmt: str, rate: float, limit: int) -> dict[str, Any]:
+def run(
+    files: list[Path],
+    voices: list[str],
+    fmt: str,
+    rate: float,
+    limit: int,
+    kinds: tuple[str, ...] = QUALITY_FAULT_KINDS,
+) -> dict[str, Any]:
     engine = EspeakEngine()
     gate = QualityGate()
     draw = random.Random(17)
@@ -56,7 +64,7 @@ def run(files: list[Path], voices: list[str], fmt: str, rate: float, limit: int)
             for index, text in enumerate(chunks[:limit] if limit else chunks):
                 fault = None
                 if rate and draw.random() < rate:
-                    fault = Fault(draw.choice(QUALITY_FAULT_KINDS))
+                    fault = Fault(draw.choice(kinds))
                     counts[f"injected:{fault.kind}"] += 1
                 counts["chunks"] += 1
                 samples, sr = _answer(engine, text, voice, fmt, fault)
@@ -144,10 +152,12 @@ def main() -> None:
     parser.add_argument("--voices", default="local-en-female,local-en-male")
     parser.add_argument("--format", default="mp3")
     parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--kinds", default=",".join(QUALITY_FAULT_KINDS))
     parser.add_argument("--max-chunks", type=int, default=0, help="per file and voice; 0: all")
     args = parser.parse_args()
     started = time.monotonic()
-    result = run(args.files, args.voices.split(","), args.format, args.fault_rate, args.max_chunks)
+    voices, kinds = args.voices.split(","), tuple(args.kinds.split(","))
+    result = run(args.files, voices, args.format, args.fault_rate, args.max_chunks, kinds)
     result["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(result, ensure_ascii=False, indent=1, default=str))
 
