@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import BinaryIO
 
+from pipeline.audio.control import CancelCheck, ProgressFn, Watch
 from pipeline.audio.join import join_mp3, join_opus, join_pcm, join_wav
 from pipeline.audio.model import (
     OUTPUT_FORMATS,
@@ -21,7 +22,7 @@ from pipeline.audio.timeline import Timeline
 from pipeline.fileio import atomic_path, atomic_write_text
 from pipeline.speech import FORMATS
 
-_JOINERS: dict[str, Callable[[ChapterSpec, BinaryIO], Timeline]] = {
+_JOINERS: dict[str, Callable[[ChapterSpec, BinaryIO, Watch], Timeline]] = {
     "pcm": join_pcm,
     "wav": join_wav,
     "mp3": join_mp3,
@@ -49,23 +50,35 @@ def _metadata(spec: ChapterSpec) -> dict[str, str]:
     return {key: str(value) for key, value in found if value is not None and value != ""}
 
 
-def assemble_chapter(spec: ChapterSpec) -> ChapterAudio:
+def assemble_chapter(
+    spec: ChapterSpec,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelCheck | None = None,
+) -> ChapterAudio:
     """Join ``spec.parts`` into ``spec.out_path`` and write its subtitles; blocking.
 
     Lossless join when the chapter keeps the API's format and no loudness target is set,
-    else decode, normalise and encode once. Every file appears whole or not at all.
+    else decode, normalise and encode once. Every file appears whole or not at all: on
+    FinishCancelled (``cancel`` said stop) or any error, none of them. ``progress`` gets
+    the seconds of audio done (see control.Watch). Safe to run in several threads at once,
+    one chapter each.
     """
     fmt = _check_spec(spec)
+    watch = Watch(progress, cancel, spec.out_path.name)
+    watch.check()
+    subtitle_paths = [spec.out_path.with_suffix(f".{kind}") for kind in spec.subtitles]
     with atomic_path(spec.out_path) as tmp:
         if is_lossless_join(spec):
             with open(tmp, "wb", buffering=_WRITE_BUFFER) as out:
-                timeline = _JOINERS[spec.response_format](spec, out)
+                timeline = _JOINERS[spec.response_format](spec, out, watch)
         else:
-            timeline = process_chapter(spec, fmt, tmp, _metadata(spec))
-    cues = tuple(timeline.cues)
-    written = []
-    for kind in spec.subtitles:
-        path = spec.out_path.with_suffix(f".{kind}")
-        atomic_write_text(path, RENDERERS[kind](cues))
-        written.append(path)
-    return ChapterAudio(spec.out_path, timeline.duration_s, cues, tuple(written))
+            timeline = process_chapter(spec, fmt, tmp, _metadata(spec), watch)
+        cues = tuple(timeline.cues)
+        texts = [RENDERERS[kind](cues) for kind in spec.subtitles]
+        # The last look before anything gets its final name: after it, all of them do.
+        watch.check()
+        for path, text in zip(subtitle_paths, texts, strict=True):
+            atomic_write_text(path, text)
+    watch.finish()
+    return ChapterAudio(spec.out_path, timeline.duration_s, cues, tuple(subtitle_paths))
