@@ -80,5 +80,5 @@ def assemble_chapter(
         watch.check()
         for path, text in zip(subtitle_paths, texts, strict=True):
             atomic_write_text(path, text)
-    watch.finish()
+    watch.complete(timeline.duration_s)
     return ChapterAudio(spec.out_path, timeline.duration_s, cues, tuple(subtitle_paths))

@@ -113,7 +113,7 @@ def build_book(
         else:
             write_mp4_tags(tmp, book)
         watch.check()
-    watch.finish()
+    watch.complete(marks[-1]["end"] / rate)
     return out_path
 
 

@@ -79,8 +79,9 @@ class Watch:
             self._last_report = now
             self._progress(self._done)
 
-    def finish(self) -> None:
-        """Report the final figure, whatever the interval."""
+    def complete(self, seconds: float) -> None:
+        """The job is done and ``seconds`` long: report that, whatever the interval."""
+        self._done = max(self._done, seconds)
         if self._progress is not None:
             self._progress(self._done)
 

@@ -141,9 +141,10 @@ class TruePeakLimiter:
         # held[j] = min(asked[j - hold : j + attack + 1]) for j = start - half ... end + half
         lo = start - self._half - self._hold
         hi = end + self._half + self._attack
-        held = sliding_min(asked[max(lo, 0) : hi], width)
         if lo < 0:  # the chapter's very start: nothing before it asks for anything
-            held = np.concatenate([np.full(-lo, held[0]), held])
+            asked = np.concatenate([np.ones(-lo), asked])
+            lo, hi = 0, hi - lo
+        held = sliding_min(asked[lo:hi], width)
         span = 2 * self._half + 1
         sums = np.concatenate([[0.0], np.cumsum(held)])
         smoothed: Array = (sums[span:] - sums[:-span]) / span
