@@ -16,7 +16,9 @@ from pipeline.audio.model import (
     is_lossless_join,
     normalized_output_format,
 )
-from pipeline.audio.process import process_chapter
+from pipeline.audio.pauses import PartLevels, Pause, decoded_pauses
+from pipeline.audio.process import output_rate, probe_layout, process_chapter
+from pipeline.audio.readable import readable_cues
 from pipeline.audio.subtitles import RENDERERS
 from pipeline.audio.timeline import Timeline
 from pipeline.fileio import atomic_path, atomic_write_text
@@ -50,6 +52,19 @@ def _metadata(spec: ChapterSpec) -> dict[str, str]:
     return {key: str(value) for key, value in found if value is not None and value != ""}
 
 
+def _decoded_pauses(spec: ChapterSpec, watch: Watch) -> list[list[Pause]]:
+    """Each part decoded on its own for its pauses: the lossless join decodes nothing."""
+    rate = output_rate(normalized_output_format(spec.response_format, None), spec.sample_rate)
+    layout = probe_layout(spec.parts[0].path, spec.response_format, spec.sample_rate)
+    found = []
+    for part in spec.parts:
+        watch.check()
+        found.append(
+            decoded_pauses(part.path, spec.response_format, spec.sample_rate, rate, layout)
+        )
+    return found
+
+
 def assemble_chapter(
     spec: ChapterSpec,
     *,
@@ -69,13 +84,18 @@ def assemble_chapter(
     watch.check()
     subtitle_paths = [spec.out_path.with_suffix(f".{kind}") for kind in spec.subtitles]
     with atomic_path(spec.out_path) as tmp:
+        levels = PartLevels(output_rate(fmt, spec.sample_rate))
         if is_lossless_join(spec):
             with open(tmp, "wb", buffering=_WRITE_BUFFER) as out:
                 timeline = _JOINERS[spec.response_format](spec, out, watch)
+            pauses = _decoded_pauses(spec, watch) if spec.subtitles else []
         else:
-            timeline = process_chapter(spec, fmt, tmp, _metadata(spec), watch)
+            sink = levels if spec.subtitles else None
+            timeline = process_chapter(spec, fmt, tmp, _metadata(spec), watch, sink)
+            pauses = levels.pauses(len(spec.parts))
         cues = tuple(timeline.cues)
-        texts = [RENDERERS[kind](cues) for kind in spec.subtitles]
+        shown = readable_cues(cues, pauses) if spec.subtitles else []
+        texts = [RENDERERS[kind](shown) for kind in spec.subtitles]
         # The last look before anything gets its final name: after it, all of them do.
         watch.check()
         for path, text in zip(subtitle_paths, texts, strict=True):

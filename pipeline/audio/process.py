@@ -117,19 +117,30 @@ def _silence(samples: int, rate: int, channels: int) -> Iterator[Block]:
         samples -= n
 
 
+PartSink = Callable[[int, Block], None]
+
+
 def chapter_blocks(
-    spec: ChapterSpec, rate: int, layout: str, timeline: Timeline | None, watch: Watch
+    spec: ChapterSpec,
+    rate: int,
+    layout: str,
+    timeline: Timeline | None,
+    watch: Watch,
+    part_sink: PartSink | None = None,
 ) -> Iterator[Block]:
     """The chapter as blocks: every part decoded, then its pause; counted in ``timeline``.
 
     ``watch`` sees every block go by: progress in seconds of this pass, cancellation.
+    ``part_sink`` gets each part's blocks with the part's index (subtitle timing).
     """
     counter = timeline or Timeline(rate)
     channels = 1 if layout == "mono" else 2
     done = 0
-    for part in spec.parts:
+    for index, part in enumerate(spec.parts):
         samples = 0
         for block in decode_blocks(part.path, spec.response_format, spec.sample_rate, rate, layout):
+            if part_sink is not None:
+                part_sink(index, block)
             samples += block.shape[1]
             done += block.shape[1]
             yield block
@@ -209,9 +220,17 @@ def loudness_gain_db(target: float, measured: float) -> float | None:
 
 
 def process_chapter(
-    spec: ChapterSpec, fmt: str, path: Path, metadata: dict[str, str], watch: Watch
+    spec: ChapterSpec,
+    fmt: str,
+    path: Path,
+    metadata: dict[str, str],
+    watch: Watch,
+    part_sink: PartSink | None = None,
 ) -> Timeline:
-    """Decode, join with pauses, normalise when asked, encode once to ``path``."""
+    """Decode, join with pauses, normalise when asked, encode once to ``path``.
+
+    ``part_sink`` sees the parts' decoded blocks in the encoding pass.
+    """
     rate = output_rate(fmt, spec.sample_rate)
     layout = probe_layout(spec.parts[0].path, spec.response_format, spec.sample_rate)
     timeline = Timeline(rate)
@@ -225,7 +244,7 @@ def process_chapter(
         if gain is not None:
             gain = compensated_gain_db(gain, profile)
         watch.start_pass(0.5)
-    source = chapter_blocks(spec, rate, layout, timeline, watch)
+    source = chapter_blocks(spec, rate, layout, timeline, watch, part_sink)
     if gain is not None:
         limiter = TruePeakLimiter(rate, 1 if layout == "mono" else 2, gain)
         source = limited(source, limiter)
