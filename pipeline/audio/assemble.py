@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import BinaryIO
 
 from pipeline.audio.control import CancelCheck, ProgressFn, Watch
@@ -20,6 +21,7 @@ from pipeline.audio.pauses import PartLevels, Pause, decoded_pauses
 from pipeline.audio.process import output_rate, probe_layout, process_chapter
 from pipeline.audio.readable import readable_cues
 from pipeline.audio.subtitles import RENDERERS
+from pipeline.audio.tags import write_id3_tags, write_mp4_tags
 from pipeline.audio.timeline import Timeline
 from pipeline.fileio import atomic_path, atomic_write_text
 from pipeline.speech import FORMATS
@@ -50,6 +52,16 @@ def _check_spec(spec: ChapterSpec) -> str:
 def _metadata(spec: ChapterSpec) -> dict[str, str]:
     found = (("title", spec.title), ("album", spec.album), ("track", spec.track))
     return {key: str(value) for key, value in found if value is not None and value != ""}
+
+
+def _tag(spec: ChapterSpec, fmt: str, path: Path) -> None:
+    """The book's tags into a finished mp3 or m4a chapter (other formats keep FFmpeg's)."""
+    if spec.book is None:
+        return
+    if fmt == "mp3":
+        write_id3_tags(path, spec.book, chapter_title=spec.title, track=spec.track)
+    elif fmt == "m4a":
+        write_mp4_tags(path, spec.book, chapter_title=spec.title)
 
 
 def _decoded_pauses(spec: ChapterSpec, watch: Watch) -> list[list[Pause]]:
@@ -93,6 +105,7 @@ def assemble_chapter(
             sink = levels if spec.subtitles else None
             timeline = process_chapter(spec, fmt, tmp, _metadata(spec), watch, sink)
             pauses = levels.pauses(len(spec.parts))
+        _tag(spec, fmt, tmp)
         cues = tuple(timeline.cues)
         shown = readable_cues(cues, pauses) if spec.subtitles else []
         texts = [RENDERERS[kind](shown) for kind in spec.subtitles]

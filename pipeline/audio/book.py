@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from pipeline.audio.avutil import av_errors
 from pipeline.audio.control import CancelCheck, ProgressFn, Watch
-from pipeline.audio.model import AudioError
+from pipeline.audio.model import AudioError, BookInfo, Mark
 from pipeline.audio.process import Block, decode_blocks, encode, open_part
-from pipeline.audio.tags import BookInfo, Mark, read_cover, write_id3_tags, write_mp4_tags
+from pipeline.audio.tags import read_cover, write_id3_tags, write_mp4_tags
 from pipeline.audio.timeline import samples_to_ms
 from pipeline.fileio import atomic_path
 

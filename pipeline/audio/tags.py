@@ -8,7 +8,6 @@ writes them into the finished temp file, before it gets its final name.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from mutagen import MutagenError
 from mutagen import id3 as _id3
 from mutagen import mp4 as _mp4
 
-from pipeline.audio.model import AudioError
+from pipeline.audio.model import AudioError, BookInfo, Mark
 
 # Much of mutagen (ID3 frames, MP4, their methods) has no annotations: used through Any.
 id3: Any = _id3
@@ -24,28 +23,6 @@ mp4: Any = _mp4
 
 _JPEG, _PNG = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
 _MAX_COVER_BYTES = 16 << 20  # a cover is a picture, not a payload; players refuse huge ones
-
-
-@dataclass(frozen=True)
-class BookInfo:
-    """What players show about a book. Empty fields are left out of the tags."""
-
-    title: str | None = None
-    author: str | None = None
-    narrator: str | None = None
-    year: str | None = None
-    description: str | None = None
-    language: str | None = None  # a BCP 47 / ISO 639 code such as "en" or "zh"
-    cover: Path | None = None  # JPEG or PNG
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A chapter mark: title and span in whole milliseconds."""
-
-    title: str
-    start_ms: int
-    end_ms: int
 
 
 def read_cover(path: Path) -> tuple[bytes, str]:
@@ -172,6 +149,8 @@ def write_id3_tags(
             tags.delall("CTOC")
             for frame in _chapter_frames(marks):
                 tags.add(frame)
-        tags.save(str(path), v2_version=4)
+        # No padding: the file is written once, and FFmpeg (8.1) fails to open a short mp3
+        # whose tag ends in a kilobyte of padding.
+        tags.save(str(path), v2_version=4, padding=lambda _info: 0)
     except MutagenError as e:
         raise AudioError(f"{path.name}: cannot write its ID3 tags: {e}") from e
