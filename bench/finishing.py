@@ -15,6 +15,7 @@ two chapters finished one after the other and then in two threads at once.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import threading
 import time
@@ -111,7 +112,7 @@ def _old_chain(frames: Iterator[av.AudioFrame], filters: list[tuple[str, str]]) 
 
     def run() -> Iterator[av.AudioFrame]:
         pts = 0
-        for frame in [*frames, None]:
+        for frame in itertools.chain(frames, [None]):
             if frame is not None:
                 frame.pts, frame.time_base = pts, Fraction(1, RATE)
                 pts += frame.samples
