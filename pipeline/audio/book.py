@@ -75,32 +75,13 @@ def build_book(
     watch.check()
     rate, layout = _probe(chapters[0][0], pcm_sample_rate)
     marks: list[Chapter] = []
-
-    def blocks() -> Iterator[Block]:
-        start = 0
-        for index, (path, chapter_title) in enumerate(chapters):
-            fmt = _format_of(path, pcm_sample_rate)
-            samples = 0
-            for block in decode_blocks(path, fmt, pcm_sample_rate or 0, rate, layout):
-                samples += block.shape[1]
-                yield block
-                watch.advance((start + samples) / rate)
-            mark: Chapter = {
-                "id": index + 1,
-                "start": start,
-                "end": start + samples,
-                "time_base": Fraction(1, rate),
-                "metadata": {"title": chapter_title},
-            }
-            marks.append(mark)
-            start += samples
-
+    blocks = _book_blocks(chapters, pcm_sample_rate, rate, layout, watch, marks)
     metadata = {k: v for k, v in (("title", book.title), ("album", book.title)) if v}
     if book.author:
         metadata["artist"] = book.author
     with atomic_path(out_path) as tmp:
         encode(
-            blocks(),
+            blocks,
             tmp,
             fmt,
             rate,
@@ -115,6 +96,34 @@ def build_book(
         watch.check()
     watch.complete(marks[-1]["end"] / rate)
     return out_path
+
+
+def _book_blocks(
+    chapters: Sequence[tuple[Path, str]],
+    pcm_sample_rate: int | None,
+    rate: int,
+    layout: str,
+    watch: Watch,
+    marks: list[Chapter],
+) -> Iterator[Block]:
+    """Every chapter's audio in order; a mark per chapter appended to ``marks`` at its end."""
+    start = 0
+    for index, (path, chapter_title) in enumerate(chapters):
+        fmt = _format_of(path, pcm_sample_rate)
+        samples = 0
+        for block in decode_blocks(path, fmt, pcm_sample_rate or 0, rate, layout):
+            samples += block.shape[1]
+            yield block
+            watch.advance((start + samples) / rate)
+        mark: Chapter = {
+            "id": index + 1,
+            "start": start,
+            "end": start + samples,
+            "time_base": Fraction(1, rate),
+            "metadata": {"title": chapter_title},
+        }
+        marks.append(mark)
+        start += samples
 
 
 def _mark(chapter: Chapter, rate: int) -> Mark:
