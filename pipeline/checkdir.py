@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from pipeline.audio.avutil import av_errors
 from pipeline.audio.model import AudioError
-from pipeline.audio.process import decode_file, open_part
+from pipeline.audio.process import decode_blocks, open_part
 from pipeline.errors import ConfigError
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.gate import QualityGate, Verdict
@@ -200,8 +200,8 @@ def _stream(path: Path, fmt: str, pcm_rate: int) -> tuple[int, Iterator[Floats]]
         if not container.streams.audio:
             raise AudioError(f"{path.name}: no audio stream")
         rate = container.streams.audio[0].codec_context.sample_rate or pcm_rate
-    frames = decode_file(path, fmt, pcm_rate, rate, "mono")
-    return rate, (f.to_ndarray().reshape(-1).astype(np.float32, copy=False) for f in frames)
+    blocks = decode_blocks(path, fmt, pcm_rate, rate, "mono")
+    return rate, (b.reshape(-1).astype(np.float32, copy=False) for b in blocks)
 
 
 def _cut(
