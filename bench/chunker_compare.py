@@ -1,4 +1,5 @@
-"""Compare the chunker's own sentence rules with pysbd and sentencex on the shared corpus.
+"""Compare the chunker's own sentence rules with pysbd and sentencex on real texts
+(the project's own, or the external corpus that ``$TTS_CORPUS_DIR`` names).
 
 Each contender turns a paragraph into chunks of at most ``--cap`` UTF-8 bytes:
 
@@ -24,15 +25,13 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import regex
 
+from bench.common import corpus_paragraphs
 from pipeline.chunking import split_text
-from pipeline.manifest import split_paragraphs
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-LANGUAGES = {"zh": ("sanguo", "xiyouji"), "en": ("holmes", "alice"), "ja": ("wagahai",)}
+LANGUAGES = ("zh", "en", "ja")
 
 _CLOSERS = "」』”’）)\"'_】》〉"
 # The judge: a chunk ends a sentence when it ends with a stop and its closing marks and the
@@ -151,13 +150,8 @@ def judge(paragraph: str, chunks: list[str], tally: Tally, rng: random.Random) -
 
 def run(cap: int, repeat: int, seed: int) -> dict[tuple[str, str], Tally]:
     results: dict[tuple[str, str], Tally] = {}
-    for language, prefixes in LANGUAGES.items():
-        texts = [
-            p
-            for prefix in prefixes
-            for path in sorted(CORPUS.glob(f"{prefix}_*.txt"))
-            for p in split_paragraphs(path.read_text(encoding="utf-8"))
-        ]
+    for language in LANGUAGES:
+        texts = corpus_paragraphs(language)
         size = sum(len(t.encode()) for t in texts) / 1e6
         for name, make in CONTENDERS.items():
             splitter = make(language)
@@ -200,13 +194,8 @@ def throughput(megabytes: float) -> str:
         "| lang | MB | lines MB/s | chunks | one line MB/s | chunks |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for language, prefixes in LANGUAGES.items():
-        texts = [
-            p
-            for prefix in prefixes
-            for path in sorted(CORPUS.glob(f"{prefix}_*.txt"))
-            for p in split_paragraphs(path.read_text(encoding="utf-8"))
-        ]
+    for language in LANGUAGES:
+        texts = corpus_paragraphs(language)
         size = sum(len(t.encode()) for t in texts)
         texts = texts * max(1, round(megabytes * 1e6 / size))
         total = sum(len(t.encode()) for t in texts) / 1e6

@@ -28,7 +28,10 @@ from pipeline.chunking import split_text
 from pipeline.manifest import split_paragraphs
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+# The texts: the project's own (tests/data/texts, a few KB per language, repeated where a
+# benchmark needs more), or the external public-domain corpus when $TTS_CORPUS_DIR names it.
+TEXTS = ROOT / "tests" / "data" / "texts"
+CORPUS_VARIABLE = "TTS_CORPUS_DIR"
 LANGUAGE_FILES = {"zh": ("sanguo", "xiyouji"), "en": ("holmes", "alice"), "ja": ("wagahai",)}
 VOICE = "local-tone-1"
 TOKEN = "bench"  # the local server accepts any bearer token; the pipeline insists on one
@@ -130,12 +133,26 @@ def _post(url: str) -> None:
 # ---------------------------------------------------------------- texts and jobs
 
 
+def text_files(language: str) -> list[Path]:
+    """The texts of ``language``: the external corpus's when ``$TTS_CORPUS_DIR`` names a
+    directory that has some, else the project's own ``tests/data/texts/<language>_*.txt``."""
+    named = os.environ.get(CORPUS_VARIABLE)
+    if named and Path(named).is_dir():
+        found = [
+            path
+            for prefix in LANGUAGE_FILES[language]
+            for path in sorted(Path(named).glob(f"{prefix}_*.txt"))
+        ]
+        if found:
+            return found
+    return sorted(TEXTS.glob(f"{language}_*.txt"))
+
+
 def corpus_paragraphs(language: str) -> list[str]:
-    """The corpus texts of ``language`` cut into lines by the manifest's paragraph rule."""
+    """The texts of ``language`` cut into lines by the manifest's paragraph rule."""
     return [
         p
-        for prefix in LANGUAGE_FILES[language]
-        for path in sorted(CORPUS.glob(f"{prefix}_*.txt"))
+        for path in text_files(language)
         for p in split_paragraphs(path.read_text(encoding="utf-8"))
     ]
 

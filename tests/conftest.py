@@ -1,4 +1,4 @@
-"""Shared fixtures: the anyio backend, the local Coze-compatible server, the text corpus.
+"""Shared fixtures: the anyio backend, the local Coze-compatible server, the external corpus.
 
 The server fixtures run the server in its own thread (``serve_in_thread``), so the same
 fixture serves sync tests (cozepy, subprocesses) and ``@pytest.mark.anyio`` tests alike.
@@ -35,7 +35,8 @@ settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+# The external public-domain corpus is optional: only its own tests need it (see corpus_dir).
+CORPUS_VARIABLE = "TTS_CORPUS_DIR"
 
 
 @pytest.fixture
@@ -64,9 +65,14 @@ def local_server(make_server: Callable[..., LocalServer]) -> LocalServer:
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    """The shared public-domain texts (``../shared/corpus`` from the repository root)."""
-    if not (CORPUS_DIR / "README.md").is_file():
-        raise FileNotFoundError(
-            f"the text corpus is missing: expected {CORPUS_DIR} (../shared/corpus from the repo)"
-        )
-    return CORPUS_DIR
+    """The external corpus of public-domain texts (``*.txt``): the directory that
+    ``$TTS_CORPUS_DIR`` names, else the test is skipped (the project's own texts in
+    ``tests/data/texts`` cover the same ground)."""
+    named = os.environ.get(CORPUS_VARIABLE)
+    if not named:
+        pytest.skip(f"{CORPUS_VARIABLE} is not set: set it to a directory of *.txt texts to run "
+                    "the tests over the external corpus")
+    path = Path(named)
+    if not path.is_dir():
+        pytest.skip(f"{CORPUS_VARIABLE}={named} is not a directory")
+    return path

@@ -366,10 +366,12 @@ def test_one_megabyte_line_is_linear() -> None:
     assert time.perf_counter() - started < 5.0
 
 
-# --------------------------------------------------------------------------- the corpus
+# --------------------------------------------------------------------------- real texts
 
-_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-_CORPUS_FILES = sorted(p.name for p in _CORPUS.glob("*.txt"))
+# The project's own texts (tests/data/texts: original prose with the quirks that matter), and
+# the external public-domain corpus when TTS_CORPUS_DIR names it (conftest.corpus_dir).
+_TEXTS = Path(__file__).resolve().parent / "data" / "texts"
+_OWN_TEXTS = sorted(p.name for p in _TEXTS.glob("*.txt"))
 # The judge's own, simpler rule: a CJK stop, or an ASCII one that is no abbreviation's and is
 # followed by whitespace and no lower-case word or "(" (a dialogue tag, an aside); then the
 # closing marks.
@@ -379,26 +381,35 @@ _SENTENCE_END = regex.compile(
 )
 _ENDS_AT_SENTENCE = regex.compile(r"[。！？.!?…][」』”’）)\"'_]*$")
 _ABBREVIATION_END = regex.compile(r"(?:^|\W)(?:Mr|Mrs|Ms|Dr|St|e\.g|i\.e|U\.S|[A-Z])\.$")
+# What each of the project's texts must hold for the tests over them to mean something.
+_QUIRKS = {
+    "a quote after a sentence end": r"[。！？.!?][”」\"]",
+    "an ellipsis": r"……|\.\.\.|…",
+    "a number": r"\d",
+    "dialogue": r"[“「\"]",
+    "a sentence of 600 bytes or more": r"(?:^|[。！？.!?][”」\"]?\s*)([^。！？.!?]{200,})",
+}
 
 
-@pytest.fixture
-def corpus(request: pytest.FixtureRequest) -> Path:
-    try:
-        path: Path = request.getfixturevalue("corpus_dir")
-    except pytest.FixtureLookupError:
-        path = _CORPUS
-    return path
+def test_own_texts_are_there_in_three_languages_with_their_quirks() -> None:
+    assert {name[:3] for name in _OWN_TEXTS} >= {"zh_", "en_", "ja_"}, _OWN_TEXTS
+    for name in _OWN_TEXTS:
+        text = (_TEXTS / name).read_text(encoding="utf-8")
+        assert len(text.encode()) >= 3000, f"{name}: a few KB of prose, please"
+        assert len(split_paragraphs(text)) >= 10, f"{name}: many paragraphs, please"
+        for quirk, pattern in _QUIRKS.items():
+            found = regex.findall(pattern, text)
+            if quirk.startswith("a sentence"):
+                found = [f for f in found if len(f.encode()) >= 600]
+            assert found, f"{name} has no {quirk}"
+    english = (_TEXTS / next(n for n in _OWN_TEXTS if n.startswith("en_"))).read_text("utf-8")
+    for abbreviation in ("Mr.", "Dr.", "St.", "e.g.", "U.S.", "a.m."):
+        assert abbreviation in english, f"the English text has no {abbreviation}"
 
 
-def test_corpus_is_there() -> None:
-    assert len(_CORPUS_FILES) >= 10, f"expected the shared corpus in {_CORPUS}"
-
-
-@pytest.mark.parametrize("cap", [MAX_INPUT_BYTES, 200])
-@pytest.mark.parametrize("name", _CORPUS_FILES)
-def test_corpus_chunks_end_at_sentences(corpus: Path, name: str, cap: int) -> None:
+def _check_real_text(text: str, cap: int) -> None:
     could = ended = 0
-    for paragraph in split_paragraphs((corpus / name).read_text(encoding="utf-8")):
+    for paragraph in split_paragraphs(text):
         chunks = split_text(paragraph, cap)
         _check_chunks(paragraph, chunks, cap)
         for left, right in zip(chunks, chunks[1:], strict=False):
@@ -409,3 +420,17 @@ def test_corpus_chunks_end_at_sentences(corpus: Path, name: str, cap: int) -> No
                 could += 1
                 ended += bool(_ENDS_AT_SENTENCE.search(left))
     assert ended >= 0.98 * could, f"{ended} of {could} chunks end at a sentence end"
+
+
+@pytest.mark.parametrize("cap", [MAX_INPUT_BYTES, 200, 120])
+@pytest.mark.parametrize("name", _OWN_TEXTS)
+def test_own_texts_chunk_at_sentence_ends(name: str, cap: int) -> None:
+    _check_real_text((_TEXTS / name).read_text(encoding="utf-8"), cap)
+
+
+@pytest.mark.parametrize("cap", [MAX_INPUT_BYTES, 200])
+def test_corpus_chunks_end_at_sentences(corpus_dir: Path, cap: int) -> None:
+    files = sorted(corpus_dir.glob("*.txt"))
+    assert files, f"{corpus_dir} holds no *.txt file"
+    for path in files:
+        _check_real_text(path.read_text(encoding="utf-8"), cap)

@@ -188,18 +188,25 @@ def test_resume_after_sigkill_requests_no_chunk_twice(
 def test_a_second_run_on_the_same_output_is_refused(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
-    server = make_server(latency_ms=1000)
+    # The first run's one request in flight stalls until the server stops: once the server has
+    # seen it, the first run is provably inside its run (holding the lock) however slow the
+    # machine is, and stays there until the test interrupts it.
+    server = make_server(stall_s=110)
+    server.queue_faults(["stall"])
     job, out = small_job(tmp_path), tmp_path / "out"
-    args = ("run", job, "-o", out, "--base-url", server.base_url, "--progress", "none")
+    args = ("run", job, "-o", out, "--base-url", server.base_url, "--progress", "none",
+            "--concurrency", "1", "--timeout", "110")  # fmt: skip
     first = start_cli(*args, env=coze_env())
     try:
         wait_for(lambda: server.stats.requests >= 1, what="the first run's first request")
         second = run_cli(*args, env=coze_env())
-        assert second.returncode == 2
+        assert server.stats.requests == 1, "the first run went on: its request did not stall"
+        assert second.returncode == 2, second.stderr
         assert "another tts-pipeline run" in second.stderr and "--out" in second.stderr
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=30)
+    assert first.returncode == 130
 
 
 # --- progress ------------------------------------------------------------------------------
