@@ -20,7 +20,7 @@ from pathlib import Path
 from pipeline.books.files import decode, read_capped
 from pipeline.books.model import Skipped, SourceBook, SourceChapter, SourceLine, chapter_ids
 from pipeline.errors import ManifestError, Problem
-from pipeline.manifest import _paragraphs as manifest_paragraphs
+from pipeline.manifest.text import paragraphs as manifest_paragraphs
 
 MAX_HEADING_CHARS = 80
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
