@@ -345,7 +345,7 @@ def test_job_file_pointing_at_csv_applies_its_defaults(tmp_path: Path) -> None:
     [
         ("manifest: nothere.csv\n", 1, "manifest nothere.csv: no such file"),
         ("manifest: sub\n", 1, "manifest sub: must end in .yaml, .yml, .csv, .epub or .txt"),
-        ("manifest: [a]\n", 1, "manifest must be the path of a .yaml, .yml, .csv, .epub or .txt file"),
+        ("manifest: [a]\n", 1, "manifest must be the path of a .yaml, .yml, .csv, .epub or .txt"),
         (
             "manifest: m.yaml\nchapters: []\n",
             2,
