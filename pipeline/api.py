@@ -37,6 +37,7 @@ from pipeline.settings import (
 from pipeline.speech import SpeechParams
 
 if TYPE_CHECKING:
+    from pipeline.books.importing import Imported
     from pipeline.client import SpeechClient, Voice
     from pipeline.planning import ChapterPlan, Plan
     from pipeline.progress import Progress
@@ -206,6 +207,11 @@ def plan_json(found_plan: Plan, qps: float, found: CacheLookup) -> dict[str, Any
             "min_seconds": round(requests / qps, 3),
         },
         "chapters": [_chapter_json(cp) for cp in found_plan.chapters],
+        "skipped": [
+            {"file": s.file, "line": s.line, "reason": s.reason, "text": s.text}
+            for s in found_plan.job.skipped
+        ],
+        "notes": list(found_plan.job.notes),
     }
 
 
@@ -230,4 +236,13 @@ def _chapter_json(cp: ChapterPlan) -> dict[str, Any]:
     }
 
 
-__all__: Sequence[str] = ["SayResult", "load", "plan", "plan_json", "run_job", "say", "voices"]
+def import_book(source: Path, out: Path, **options: Any) -> Imported:
+    """``source`` (.epub, .txt) written to ``out`` as an editable job; see books.importing."""
+    from pipeline.books.importing import import_book as write
+
+    return write(source, out, **options)
+
+
+__all__: Sequence[str] = [
+    "SayResult", "import_book", "load", "plan", "plan_json", "run_job", "say", "voices",
+]

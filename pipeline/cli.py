@@ -254,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
     merge.add_argument("--summary", action="store_true", help="print a Markdown summary")
 
+    _add_import_parser(sub)
+
     serve = sub.add_parser("serve-local", help="the Coze-compatible local server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -395,15 +397,17 @@ def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
         print(json.dumps(api.plan_json(plan, qps, found), ensure_ascii=False, indent=2))
     else:
         print_plan(plan, qps, found)
+        print_skipped(job)
     return 0
 
 
 def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
     for cp in plan.chapters:
         chars = sum(c.characters for c in cp.chunks)
+        title = f": {cp.chapter.title}" if cp.chapter.title else ""
         print(
             f"{cp.chapter.id}: {len(cp.chapter.lines)} lines, {len(cp.chunks)} chunks, "
-            f"{chars} characters, {cp.response_format} {cp.sample_rate} Hz"
+            f"{chars} characters, {cp.response_format} {cp.sample_rate} Hz{title}"
         )
     requests = plan.chunk_count - found.hits
     print(
@@ -611,6 +615,74 @@ def cmd_serve_local(args: argparse.Namespace, env: Environment) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- books
+
+SKIPPED_SHOWN = 10  # plan prints this many left-out pieces; --json has them all
+
+
+def print_skipped(job: Job) -> None:
+    """What a book source leaves out, counted by reason, with the first few pieces."""
+    from collections import Counter
+
+    for note in job.notes:
+        print(f"note: {note}")
+    if not job.skipped:
+        return
+    chars = sum(len(s.text) for s in job.skipped)
+    print(f"not spoken: {len(job.skipped)} pieces, {chars} characters:")
+    for reason, count in Counter(s.reason for s in job.skipped).most_common():
+        print(f"  {count} x {reason}")
+    for s in job.skipped[:SKIPPED_SHOWN]:
+        print(f"  {s}")
+    if len(job.skipped) > SKIPPED_SHOWN:
+        print(f"  ... and {len(job.skipped) - SKIPPED_SHOWN} more (plan --json lists them all)")
+
+
+def _selector(text: str) -> str | int:
+    """A chapter title glob, re:REGEX, or a 1-based position (negative from the end)."""
+    stripped = text.strip()
+    if stripped.lstrip("-").isdigit() and stripped not in ("0", "-0"):
+        return int(stripped)
+    return text
+
+
+def _add_import_parser(sub: Any) -> None:
+    p = sub.add_parser("import", help="write a book (.epub, .txt) as an editable job file")
+    p.add_argument("source", type=Path, metavar="BOOK")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",
+                   help="the job file to write (.yaml)")
+    p.add_argument("--force", action="store_true", help="overwrite FILE (and its cover image)")
+    p.add_argument("--voice", help="voice_id for the job's defaults")
+    p.add_argument("--include", type=_selector, action="append", default=[], metavar="CHAPTER",
+                   help="keep only these chapters: a title glob, re:REGEX or a position "
+                   "(repeatable)")
+    p.add_argument("--exclude", type=_selector, action="append", default=[], metavar="CHAPTER",
+                   help="leave these chapters out (same forms; repeatable)")
+    p.add_argument("--heading", metavar="REGEX",
+                   help="a .txt book's chapter heading: a regex a whole line matches")
+    p.add_argument("--preface", choices=("chapter", "skip"), default="chapter",
+                   help="a .txt book's text before the first heading")
+
+
+def cmd_import(args: argparse.Namespace, env: Environment) -> int:
+    from pipeline import api
+
+    del env
+    if args.out.suffix.lower() not in (".yaml", ".yml"):
+        raise UsageError(f"{args.out}: the job file must end in .yaml or .yml")
+    done = api.import_book(
+        args.source, args.out, force=args.force, voice_id=args.voice, include=args.include,
+        exclude=args.exclude, heading=args.heading, preface=args.preface,
+    )  # fmt: skip
+    book = done.book
+    lines = sum(len(c.lines) for c in book.chapters)
+    print(f"{done.job}: {len(book.chapters)} chapters, {lines} lines, "
+          f"{len(book.skipped)} pieces not spoken")
+    if done.cover is not None:
+        print(f"{done.cover}: the book's cover")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "plan": cmd_plan,
@@ -619,6 +691,7 @@ COMMANDS = {
     "voices": cmd_voices,
     "merge-reports": cmd_merge_reports,
     "serve-local": cmd_serve_local,
+    "import": cmd_import,
 }
 
 

@@ -1,20 +1,40 @@
 """The adapter from a book parser's ``SourceBook`` (pipeline.books) to the manifest's chapters.
 
-A book reader (``epub``, ``txt``) is three steps: parse with its ``pipeline.books`` module,
-forward a ``ManifestError``'s problems to the context, and ``book_source`` the result. A new
-parsed format (subtitles, say) copies one of them and adds its ``READERS`` line.
+A book reader (``epub``, ``txt``) is: parse with a ``pipeline.books`` function inside
+``parsed`` (which forwards a ``ManifestError``'s problems to the context), then
+``book_source`` the result. A new parsed format (subtitles, say) writes the same two lines
+with its own parser and adds its ``READERS`` line.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from pipeline.books.model import SourceBook
 from pipeline.books.model import SourceChapter as BookChapter
+from pipeline.books.source import no_chapters
 from pipeline.errors import ManifestError
 from pipeline.manifest.model import BookMeta, Layer, Source, SourceChapter, SourceLine
 from pipeline.manifest.readers import ReadContext
+
+
+def read_book_source(context: ReadContext) -> Source:
+    """The book ``context.display`` names, read with the job file's ``context.book`` options."""
+    from pipeline.books.source import read_book  # the parsers import their libraries
+
+    o = context.book
+    book = parsed(
+        context,
+        lambda: read_book(
+            Path(context.display),
+            include=o.include,
+            exclude=o.exclude,
+            heading=o.heading,
+            preface=o.preface,
+        ),
+    )
+    return Source(()) if book is None else book_source(book, context)
 
 
 def parsed(context: ReadContext, parse: Callable[[], SourceBook]) -> SourceBook | None:
@@ -38,7 +58,7 @@ def book_source(book: SourceBook, context: ReadContext) -> Source:
     own = Layer({"language": info.language}) if info.language else Layer({})
     fields = own.then(context.outer)
     if not book.chapters:
-        context.problem(context.display, None, _no_chapters(book))
+        context.problem(context.display, None, no_chapters(book))
     meta = None
     if any((info.title, info.author, info.language, info.cover)):
         meta = BookMeta(
@@ -59,11 +79,3 @@ def _chapters(chapters: tuple[BookChapter, ...], fields: Layer) -> Iterator[Sour
             for x in c.lines
         )
         yield SourceChapter(c.id, c.title, c.file, c.line, lines, fields)
-
-
-def _no_chapters(book: SourceBook) -> str:
-    reasons = Counter(s.reason for s in book.skipped)
-    said = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5))
-    if not said:
-        return "no chapters: the book has no text to speak"
-    return f"no chapters: every text was left out ({said})"
