@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,9 +46,18 @@ if TYPE_CHECKING:
     from pipeline.sharding import Shard
 
 
-def load(source: Path, overrides: Overrides = NO_OVERRIDES, shard: Shard | None = None) -> Job:
-    """The job in ``source``, only the chapters of ``shard`` when given."""
-    job = load_job(source, overrides)
+def load(
+    source: Path,
+    overrides: Overrides = NO_OVERRIDES,
+    shard: Shard | None = None,
+    voice_languages: Mapping[str, str] | None = None,
+) -> Job:
+    """The job in ``source``, only the chapters of ``shard`` when given.
+
+    ``voice_languages`` (voice_id -> language_code, e.g. from ``voices``) gives a line that
+    sets no ``language`` the language of its voice (for ``normalize`` and the lexicon).
+    """
+    job = load_job(source, overrides, voice_languages)
     if shard is None:
         return job
     from pipeline.sharding import select_shard
