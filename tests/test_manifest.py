@@ -448,7 +448,7 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_ones(tmp_path: Path
     assert problem.line == 5
     assert problem.message == (
         "zzz: unknown key; allowed: manifest, defaults, chapters, output, run, book, lexicon, "
-        "cast, normalize, language, include, exclude, heading, preface"
+        "cast, dialogue, normalize, language, include, exclude, heading, preface"
     )
 
 

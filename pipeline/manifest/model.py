@@ -27,8 +27,8 @@ TEXT_KEYS = ("normalize", "language")
 # How a book source (.epub, .txt) named by a job file is read.
 BOOK_SOURCE_KEYS = ("include", "exclude", "heading", "preface")
 TOP_KEYS = (
-    "manifest", "defaults", "chapters", "output", "run", "book", "lexicon", "cast", *TEXT_KEYS,
-    *BOOK_SOURCE_KEYS,
+    "manifest", "defaults", "chapters", "output", "run", "book", "lexicon", "cast", "dialogue",
+    *TEXT_KEYS, *BOOK_SOURCE_KEYS,
 )
 JOB_ONLY_KEYS = ("manifest", "output", "run", "book", *BOOK_SOURCE_KEYS)
 CHAPTER_KEYS = ("id", "title", "text", "text_file", "lines", "dialogue", *LAYER_KEYS, *TEXT_KEYS)

@@ -40,6 +40,7 @@ class Speaking:
         self.lexicon = lexicon
         self.voice_languages = voice_languages
         self.problem = problem
+        self.reported: set[str] = set()  # a job-wide dialogue speaker is reported once
 
     def member(self, name: str) -> Layer | None:
         """The cast entry of ``name``: exact, else the one that differs only by case."""
@@ -52,7 +53,8 @@ class Speaking:
         if chapter.dialogue is None:
             return None
         found = self.member(chapter.dialogue)
-        if found is None:
+        if found is None and chapter.dialogue not in self.reported:
+            self.reported.add(chapter.dialogue)
             self.problem(chapter.file, chapter.line, self._unknown("dialogue", chapter.dialogue))
         return found
 

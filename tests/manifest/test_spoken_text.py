@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import make_plan, run_plan
+from helpers import REPO, make_plan, run_plan
 
 from pipeline.errors import ManifestError
 from pipeline.localserver import LocalServer, body_key
@@ -183,3 +183,17 @@ def test_csv_speaker_normalize_and_language_columns(tmp_path: Path) -> None:
     lines = load_job(path).chapters[0].lines
     assert [(x.text, x.params.voice_id) for x in lines] == [
         ("Chapter three", "v"), ("Hi Her-my-oh-nee", "v2")]
+
+
+def test_the_sample_book_job_voices_quotes_with_the_job_wide_dialogue_speaker() -> None:
+    job = load_job(REPO / "jobs" / "book-txt.yaml")
+    assert [c.title for c in job.chapters] == ["CHAPTER I.", "CHAPTER II."]
+    said = [(x.id, x.text, x.params.voice_id) for x in job.chapters[0].lines[2:]]
+    assert said == [
+        ("3.1", "“Is the glass clean?”", "local-en-male"),
+        ("3.2", "asked Mah-rah from the door.", "local-en-female"),
+        ("3.3", "“Clean as the sky,”", "local-en-male"),
+        ("3.4", "he said.", "local-en-female"),
+    ]
+    assert job.book is not None and job.book.narrator == "eSpeak"
+    assert [s.line for s in job.skipped] == [1, 2]

@@ -7,7 +7,7 @@ the parser's node marks, so every problem names the line it is on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,14 +66,25 @@ def read(path: Path, context: ReadContext) -> Source:
         )
     else:
         source = reader.indirect(target, file, folder, outer, options)
+    dialogue = reader.optional_text(root.value.get("dialogue"), "dialogue", file)
     return replace(
         source,
+        chapters=_with_dialogue(source.chapters, dialogue),
         output=output,
         run=run,
         cast=rules.cast if rules.cast is not None else source.cast,
         lexicon=rules.lexicon if rules.lexicon is not None else source.lexicon,
         book=book.over(source.book) if book is not None else source.book,
     )
+
+
+def _with_dialogue(
+    chapters: Iterable[SourceChapter], dialogue: str | None
+) -> Iterable[SourceChapter]:
+    """The job's ``dialogue`` for every chapter that names none (a book's chapters, say)."""
+    if dialogue is None:
+        return chapters
+    return (c if c.dialogue is not None else replace(c, dialogue=dialogue) for c in chapters)
 
 
 class _YamlReader:
