@@ -49,7 +49,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 torture: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q -m slow --timeout=1800 tests/torture tests/test_fuzz_manifest.py
+	$(BIN)/python -m pytest -q -m slow --timeout=1800 tests/torture tests/manifest/test_fuzz_manifest.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

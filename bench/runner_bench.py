@@ -39,12 +39,13 @@ import anyio
 
 from pipeline.audio import ChapterSpec, Part, assemble_chapter, check_audio
 from pipeline.cache import ChunkCache
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.limits import RateLimit
 from pipeline.manifest import load_job
 from pipeline.planning import Plan, plan_job
 from pipeline.runner import RunConfig, Runner, lookup_cache
 from pipeline.speech import FILE_EXTENSIONS
+from tests.support import busiest_second
 
 LINES_PER_CHAPTER = 60
 
@@ -190,17 +191,6 @@ def scenario(
         audio_cpu_ms_per_chunk=round(1000 * audio / chunks, 3),
         net_cpu_ms_per_chunk=round(1000 * (cpu - audio) / chunks, 3),
     )
-
-
-def busiest_second(arrivals: Sequence[float]) -> int:
-    """The most arrivals in any window of one second (sliding, window starts at an arrival)."""
-    times = sorted(arrivals)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

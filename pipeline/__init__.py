@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pipeline.backend import Backend, SpeechResult
     from pipeline.cache import ChunkCache, OutputLock
     from pipeline.chunking import split_text
-    from pipeline.client import ClientConfig, SpeechClient, Synthesis, Voice
+    from pipeline.coze.client import ClientConfig, SpeechClient, Synthesis, Voice
     from pipeline.errors import (
         ApiError,
         AudioError,
@@ -66,7 +66,7 @@ _WHERE = {
     **dict.fromkeys(("Backend", "SpeechResult"), "pipeline.backend"),
     **dict.fromkeys(("ChunkCache", "OutputLock"), "pipeline.cache"),
     "split_text": "pipeline.chunking",
-    **dict.fromkeys(("ClientConfig", "SpeechClient", "Synthesis", "Voice"), "pipeline.client"),
+    **dict.fromkeys(("ClientConfig", "SpeechClient", "Synthesis", "Voice"), "pipeline.coze.client"),
     **dict.fromkeys(
         (
             "ApiError",

@@ -38,7 +38,7 @@ from pipeline.speech import SpeechParams
 
 if TYPE_CHECKING:
     from pipeline.books.importing import Imported
-    from pipeline.client import SpeechClient, Voice
+    from pipeline.coze.client import SpeechClient, Voice
     from pipeline.planning import ChapterPlan, Plan
     from pipeline.progress import Progress
     from pipeline.report import RunReport
@@ -87,7 +87,7 @@ def lookup(found_plan: Plan, cache_dir: Path, target: Target) -> CacheLookup:
 @contextlib.asynccontextmanager
 async def open_client(target: Target, read_timeout: float) -> AsyncIterator[SpeechClient]:
     """A client for ``target``; for the local backend, the server runs for as long as it."""
-    from pipeline.client import ClientConfig, SpeechClient
+    from pipeline.coze.client import ClientConfig, SpeechClient
     from pipeline.localserver import ServerConfig, running_server
 
     async with contextlib.AsyncExitStack() as stack:

@@ -1,28 +1,40 @@
-"""Content-addressed store of synthesized chunks, and the lock that keeps two runs apart.
+"""Content-addressed store of synthesized chunks; it repairs itself and never pays twice.
 
 Layout of one entry (``key`` is 64 hex digits)::
 
     <dir>/<key[:2]>/<key>/chunk.<ext>        the audio, usable as is as a part file
     <dir>/<key[:2]>/<key>/chunk.sha256       "<sha256>  chunk.<ext>" (sha256sum -c format)
+    <dir>/<key[:2]>/<key>/chunk.key          "<key>": an entry moved to another key's place
+                                             is told apart (older entries have none)
 
-An entry is built in a temporary directory next to it (``.tmp-*``), every file fsynced, then the
-directory is renamed to ``<key>``: that rename is the commit point. Renaming a directory onto a
-non-empty one fails, so the first writer of a key wins and entries never change afterwards; two
-writers can never leave one's audio next to the other's checksum. A crash leaves only a
-``.tmp-*`` directory, which lookups never see.
+An entry is built in this process's staging folder (``<dir>/.staging/<pid>-<hex>/``), then
+renamed to ``<key>``: that rename is the commit point, and it survives a killed process.
+Renaming a folder onto a non-empty one fails, so the first writer of a key wins and entries
+never change afterwards. Syncs against power loss are batched (``SyncBatcher``): a power cut
+can lose the entries committed in the last second (at most 256 of them), which then fail
+their checksum and are bought again; ``flush()`` and ``close()`` sync at once.
+
+The cache repairs itself: anything at an entry's path that is not a valid entry for its key
+(a file, a symbolic link, dangling or not, a wrong checksum, another key's entry) is moved
+into ``<dir>/.quarantine/`` and counts as absent. What dead processes left (staging folders,
+claim files, older versions' ``.tmp-*`` folders) is removed at the first use of a cache.
+
+Two processes sharing the cache never buy one key twice if they take its claim
+(``claim(key)``, an ``flock`` on ``<dir>/.claims/<key>``) before sending and hold it until
+the answer is committed, and look the key up again once they hold it.
 
 The key is sha256 over the canonical JSON of the full request body and the API host (scheme,
 host and port only: never a token, user info, path or query), plus a schema version, so an
 answer from another host, voice, format or text never matches.
 
-The methods block on file I/O: async callers run them in a worker thread. They are
-thread-safe, and safe between processes sharing one cache directory.
+The methods block on file I/O: async callers run them in a worker thread (a claim's
+``async with`` polls instead). They are thread-safe, and safe between processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -30,9 +42,9 @@ import math
 import os
 import re
 import shutil
-import tempfile
+import stat
 import threading
-import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,19 +52,37 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.errors import ConfigError
+from pipeline.cachefs import (
+    AUDIO_STEM,
+    CHECKSUM_NAME,
+    CLAIMS,
+    KEY_NAME,
+    STAGING,
+    CorruptEntry,
+    Staging,
+    SyncBatcher,
+    clean_leftovers,
+    ensure_folder,
+    move_aside,
+    read_entry,
+    write_entry,
+)
+from pipeline.errors import ConfigError, StorageError
+from pipeline.fileio import explain, storage_error
+from pipeline.locks import LOCK_NAME, KeyClaim, OutputLock
 
 log = logging.getLogger(__name__)
 
 # Bump when the key's inputs or the entry layout change: old entries then simply never match.
 CACHE_SCHEMA = "tts-pipeline-chunk/1"
-AUDIO_STEM = "chunk"
-CHECKSUM_NAME = "chunk.sha256"
-LOCK_NAME = ".tts-pipeline.lock"
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"[a-z0-9]{1,10}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# What a rename onto an entry's path meets when something is there, or its shard is gone.
+_IN_THE_WAY = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR, errno.ENOENT)
+DEFAULT_SYNC_INTERVAL_S = 1.0
+DEFAULT_SYNC_EVERY = 256
 
 
 @dataclass(frozen=True)
@@ -61,24 +91,38 @@ class CacheStats:
 
     hits: int = 0
     misses: int = 0
-    corrupt: int = 0  # entries found damaged, removed, and counted as misses too
+    corrupt: int = 0  # things at entry paths moved aside, and counted as misses too
     writes: int = 0  # entries this process committed (a put that lost a race is not one)
 
 
-class CorruptEntry(Exception):
-    """An entry that fails verification; internal to this module."""
-
-
 class ChunkCache:
-    """Synthesized chunks on disk, addressed by what was asked of which host."""
+    """Synthesized chunks on disk, addressed by what was asked of which host.
 
-    def __init__(self, directory: Path) -> None:
+    Use it as a context manager, or call ``close()`` at the end of a run: that syncs the
+    last entries and removes this process's staging folder. Without it, both happen when
+    the object is collected or the process exits normally.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S,
+        sync_every: int = DEFAULT_SYNC_EVERY,
+    ) -> None:
         self._dir = Path(directory)
         self._lock = threading.Lock()
+        self._staging_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
         self._corrupt = 0
         self._writes = 0
+        self._cleaned = False
+        self._ready: set[Path] = set()  # folders known to be real folders (see _ensure)
+        self._staging: Staging | None = None
+        self._stagings: list[Staging] = []  # shared with the finalizer, which must not hold self
+        self._syncer = SyncBatcher(self._dir, sync_interval_s, sync_every)
+        self._finalizer = weakref.finalize(self, _close, self._syncer, self._stagings)
 
     @property
     def directory(self) -> Path:
@@ -88,6 +132,11 @@ class ChunkCache:
     def stats(self) -> CacheStats:
         with self._lock:
             return CacheStats(self._hits, self._misses, self._corrupt, self._writes)
+
+    @property
+    def syncs(self) -> int:
+        """How many batched syncs this cache has made."""
+        return self._syncer.syncs
 
     @staticmethod
     def key(body: Mapping[str, Any], host: str) -> str:
@@ -110,41 +159,179 @@ class ChunkCache:
         return self._dir / key[:2] / key
 
     def get(self, key: str) -> Path | None:
-        """The entry's audio file if present and intact; a damaged entry is removed."""
-        audio = self._lookup(key)
+        """The entry's audio file if a valid entry is there; anything else at its path is
+        moved aside and counts as absent. ConfigError when that cannot be done (a read-only
+        cache): every answer bought would be lost too, so nothing should be sent."""
+        try:
+            return self.find(key)
+        except StorageError as exc:
+            raise ConfigError(
+                f"{exc}; make the cache folder {self._dir} usable or use another --cache-dir"
+            ) from exc
+
+    def find(self, key: str) -> Path | None:
+        """``get`` for a run under way (after taking the key's claim): the same repair, but
+        StorageError (an OSError) when it cannot be done, like ``put``."""
+        self._clean_once()
+        try:
+            audio = self._lookup(key)
+        except OSError as exc:
+            raise storage_error(exc, "read the cache in", self._dir) from exc
         self._count(hits=int(audio is not None), misses=int(audio is None))
         return audio
 
     def put(self, key: str, audio: bytes, ext: str) -> Path:
-        """Store ``audio`` under ``key`` unless an intact entry is there; return its audio file.
+        """Store ``audio`` under ``key`` unless a valid entry is there; return its audio file.
 
         ``ext`` is the file extension without the dot (``mp3``, ``wav``, ``pcm``, ``opus``).
+        StorageError (an OSError) when the cache cannot store it: disk full, read-only...
         """
         entry = self.path_for(key)
         if not _EXT.fullmatch(ext):
             raise ValueError(f"not a file extension: {ext!r}")
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        # Two attempts: the second follows the removal of a damaged entry in the way.
-        for _ in range(2):
-            if _commit(entry, _build(entry, audio, ext)):
-                self._count(writes=1)
-                return entry / f"{AUDIO_STEM}.{ext}"
-            existing = self._lookup(key)
-            if existing is not None:
-                return existing
-        raise OSError(f"could not store cache entry {key} in {self._dir}")
+        self._clean_once()
+        try:
+            return self._put(key, entry, audio, ext)
+        except OSError as exc:
+            raise storage_error(exc, "store a chunk in the cache", self._dir) from exc
+
+    def claim(self, key: str, timeout_s: float | None = None) -> KeyClaim:
+        """The claim on ``key`` (not yet taken): see ``KeyClaim`` and the module doc."""
+        _check_key(key)
+        self._clean_once()
+        try:
+            self._ensure(self._dir)
+            self._ensure(self._dir / CLAIMS)
+        except OSError as exc:
+            raise storage_error(exc, "claim a cache key in", self._dir) from exc
+        return KeyClaim(self._dir / CLAIMS / key, timeout_s)
+
+    def flush(self) -> None:
+        """Make every entry committed so far durable against power loss, now."""
+        self._syncer.flush()
+
+    def close(self) -> None:
+        """``flush()``, then remove this process's staging folder."""
+        try:
+            self.flush()
+        finally:
+            self._finalizer()
+
+    def __enter__(self) -> ChunkCache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def _lookup(self, key: str) -> Path | None:
         entry = self.path_for(key)
         try:
-            return _verified_audio(entry)
-        except FileNotFoundError:
+            info = os.lstat(entry.parent)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # no cache yet, or a file where it should be (put will say so)
+        if not stat.S_ISDIR(info.st_mode):
+            self._move_aside(entry.parent, "a file or link where a cache folder belongs")
+            return None
+        try:
+            return read_entry(entry, key)
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except CorruptEntry as exc:
-            log.warning("cache entry %s is damaged (%s): removed, will synthesize again", key, exc)
-            _discard(entry)
-            self._count(corrupt=1)
+            return self._set_aside(entry, key, str(exc))
+
+    def _set_aside(self, entry: Path, key: str, reason: str) -> Path | None:
+        """Move the damage at ``entry`` aside; the valid entry found there meanwhile, if any."""
+        moved = self._move_aside(entry, reason)
+        if moved is None:
             return None
+        try:
+            name = read_entry(moved, key).name
+            # Between our check and the move, another process put a valid entry there.
+            os.rename(moved, entry)
+        except (OSError, CorruptEntry):
+            return None
+        self._count(corrupt=-1)
+        return entry / name
+
+    def _move_aside(self, path: Path, reason: str) -> Path | None:
+        try:
+            moved = move_aside(self._dir, path, reason)
+        except FileNotFoundError:
+            return None  # someone else moved it first
+        except OSError as exc:
+            raise StorageError(
+                exc.errno or errno.EIO,
+                f"cache entry {path} is {reason} and cannot be moved aside: {explain(exc)}",
+            ) from exc
+        self._count(corrupt=1)
+        return moved
+
+    def _put(self, key: str, entry: Path, audio: bytes, ext: str) -> Path:
+        self._ensure(entry.parent)
+        temp = self._staging_folder().new_folder(key)
+        committed = False
+        try:
+            write_entry(temp, key, audio, ext)
+            for _ in range(3):
+                try:
+                    os.rename(temp, entry)
+                except OSError as exc:
+                    if exc.errno not in _IN_THE_WAY:
+                        raise
+                    existing = self._lookup(key)  # moves anything invalid aside
+                    if existing is not None:
+                        return existing
+                    self._ensure(entry.parent, fresh=True)
+                    continue
+                committed = True
+                break
+        finally:
+            if not committed:
+                shutil.rmtree(temp, ignore_errors=True)
+        if not committed:
+            raise StorageError(
+                errno.EEXIST, f"cannot store {entry}: something keeps appearing there"
+            )
+        self._count(writes=1)
+        self._syncer.committed(entry)
+        return entry / f"{AUDIO_STEM}.{ext}"
+
+    def _ensure(self, folder: Path, *, fresh: bool = False) -> None:
+        """``folder`` as a real folder; the cache's own root may be a link the user made.
+
+        Checked once per folder and process (a rename into it says if it has gone since),
+        or again when ``fresh``."""
+        if folder in self._ready and not fresh:
+            return
+        if folder == self._dir:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            self._ensure(folder.parent)
+            ensure_folder(folder, self._move_aside)
+        self._ready.add(folder)
+
+    def _staging_folder(self) -> Staging:
+        with self._staging_lock:  # not self._lock: making the folder may count a repair
+            if self._staging is None:
+                self._ensure(self._dir / STAGING)
+                self._staging = Staging(self._dir)
+                self._stagings.append(self._staging)
+            return self._staging
+
+    def _clean_once(self) -> None:
+        with self._lock:
+            if self._cleaned:
+                return
+            self._cleaned = True
+        if self._dir.is_dir():
+            removed = clean_leftovers(self._dir)
+            if removed:
+                log.info("cache: removed %d leftover(s) of dead runs in %s", removed, self._dir)
 
     def _count(self, *, hits: int = 0, misses: int = 0, corrupt: int = 0, writes: int = 0) -> None:
         with self._lock:
@@ -152,6 +339,13 @@ class ChunkCache:
             self._misses += misses
             self._corrupt += corrupt
             self._writes += writes
+
+
+def _close(syncer: SyncBatcher, stagings: list[Staging]) -> None:
+    with contextlib.suppress(OSError):
+        syncer.flush()
+    while stagings:
+        stagings.pop().close()
 
 
 def canonical_host(base_url: str) -> str:
@@ -198,176 +392,15 @@ def _check_key(key: str) -> None:
         raise ValueError(f"not a cache key: {key!r}")
 
 
-def _verified_audio(entry: Path) -> Path:
-    """The entry's audio file; FileNotFoundError if there is no entry, CorruptEntry if bad."""
-    if not entry.is_dir():
-        raise FileNotFoundError(entry)
-    try:
-        recorded = (entry / CHECKSUM_NAME).read_text(encoding="ascii")
-    except FileNotFoundError:
-        raise CorruptEntry("checksum file missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptEntry(f"checksum file unreadable: {exc}") from None
-    digest, name = _parse_checksum(recorded)
-    audio = entry / name
-    try:
-        data = audio.read_bytes()
-    except FileNotFoundError:
-        raise CorruptEntry(f"{name} missing") from None
-    except OSError as exc:
-        raise CorruptEntry(f"{name} unreadable: {exc}") from None
-    if hashlib.sha256(data).hexdigest() != digest:
-        raise CorruptEntry(f"{name} does not match its checksum ({len(data)} bytes)")
-    return audio
-
-
-def _parse_checksum(text: str) -> tuple[str, str]:
-    match = re.fullmatch(r"([0-9a-f]{64})  (chunk\.[a-z0-9]{1,10})\n", text)
-    if match is None:
-        raise CorruptEntry("checksum file malformed")
-    return match.group(1), match.group(2)
-
-
-def _build(entry: Path, audio: bytes, ext: str) -> Path:
-    """A complete, fsynced entry in a temporary directory next to ``entry``."""
-    temp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name[:16]}-", dir=entry.parent))
-    try:
-        name = f"{AUDIO_STEM}.{ext}"
-        _write_synced(temp / name, audio)
-        line = f"{hashlib.sha256(audio).hexdigest()}  {name}\n"
-        _write_synced(temp / CHECKSUM_NAME, line.encode("ascii"))
-        _fsync_dir(temp)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    return temp
-
-
-def _commit(entry: Path, temp: Path) -> bool:
-    """Rename ``temp`` to ``entry``; False (and ``temp`` removed) if ``entry`` already exists."""
-    try:
-        os.rename(temp, entry)
-    except OSError as exc:
-        shutil.rmtree(temp, ignore_errors=True)
-        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            return False
-        raise
-    _fsync_dir(entry.parent)
-    return True
-
-
-def _discard(entry: Path) -> None:
-    """Remove a damaged entry; renamed away first so that a new put can commit at once."""
-    trash = entry.parent / f".trash-{entry.name[:16]}-{os.getpid()}-{threading.get_ident()}"
-    shutil.rmtree(trash, ignore_errors=True)  # left by a crash of this very pid and thread
-    try:
-        os.rename(entry, trash)
-    except FileNotFoundError:
-        return  # someone else removed it first
-    if _is_intact(trash):
-        # Between our check and the rename, another reader removed the damaged entry and a
-        # writer committed a good one: that one stays.
-        _commit(entry, trash)
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _is_intact(entry: Path) -> bool:
-    try:
-        _verified_audio(entry)
-    except (FileNotFoundError, CorruptEntry):
-        return False
-    return True
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class OutputLock:
-    """Exclusive use of an output directory by one run, with ``flock`` on a lock file.
-
-    The kernel drops the lock when its holder exits, however it exits: a lock file left by a
-    killed run never blocks the next one. The file is never deleted (deleting a flock'd file
-    lets two runs lock two different files of the same name); it holds the holder's pid and
-    start time for the message a second run gets.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self._dir = Path(directory)
-        self._fd: int | None = None
-
-    @property
-    def path(self) -> Path:
-        return self._dir / LOCK_NAME
-
-    def __enter__(self) -> OutputLock:
-        if self._fd is not None:
-            raise RuntimeError(f"{self.path} is already held by this OutputLock")
-        try:
-            self._dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            # Not writable, under a file, on a full disk: nothing can be kept, so say so
-            # before anything is sent.
-            raise ConfigError(
-                f"cannot use the output directory {self._dir}: {exc.strerror or exc}"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            raise ConfigError(_busy_message(self._dir, holder)) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        _write_owner(fd)
-        self._fd = fd
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            os.ftruncate(fd, 0)  # a finished run leaves no pid behind to mislead anyone
-        finally:
-            os.close(fd)  # closing releases the flock
-
-
-def _busy_message(directory: Path, pid: int | None) -> str:
-    who = "another tts-pipeline run" if pid is None else f"another tts-pipeline run (pid {pid})"
-    return f"{who} is using {directory}; wait for it or use another --out"
-
-
-def _write_owner(fd: int) -> None:
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}\nstarted {started}\n".encode("ascii"), 0)
-
-
-def _read_pid(fd: int) -> int | None:
-    # The holder writes its pid just after locking: a racing reader may find the file empty.
-    try:
-        text = os.pread(fd, 256, 0).decode("ascii", "replace")
-    except OSError:
-        return None
-    match = re.search(r"^pid (\d+)$", text, re.MULTILINE)
-    return int(match.group(1)) if match else None
+__all__ = [
+    "AUDIO_STEM",
+    "CACHE_SCHEMA",
+    "CHECKSUM_NAME",
+    "KEY_NAME",
+    "LOCK_NAME",
+    "CacheStats",
+    "ChunkCache",
+    "KeyClaim",
+    "OutputLock",
+    "canonical_host",
+]

@@ -18,25 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
+from pipeline.cli_books import cmd_import, print_skipped
 from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, UsageError
-from pipeline.formats import FILE_EXTENSIONS, FORMATS, SAY_FORMATS
+from pipeline.formats import FILE_EXTENSIONS, SAY_FORMATS
 from pipeline.settings import (
-    BACKENDS,
-    DEFAULT_BASE_URL,
     DEFAULT_BURST,
-    DEFAULT_ENGINE,
-    DEFAULT_QPS,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
     LOCAL_DEFAULT_VOICES,
-    LOCAL_ENGINES,
     Target,
     TargetChoice,
     choose_target,
     merge_run,
 )
-from pipeline.sharding import SHARD_HELP, Shard, parse_shard
-from pipeline.speech import MAX_INPUT_BYTES, SAMPLE_RATES, SpeechParams
+from pipeline.speech import SpeechParams
 
 if TYPE_CHECKING:
     from pipeline.manifest import Job, OutputSettings, Overrides
@@ -44,11 +37,12 @@ if TYPE_CHECKING:
     from pipeline.report import RunReport
     from pipeline.runner import CacheLookup, OutputOptions, RunConfig
 
-TOKEN_VARIABLE = "COZE_API_TOKEN"
-BASE_VARIABLE = "COZE_API_BASE"
-SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
-# progress.PROGRESS_MODES, spelled here so that `--help` needs no tqdm (a test keeps them equal).
-PROGRESS_MODES = ("auto", "bar", "plain", "jsonl", "none")
+from pipeline.cliargs import (
+    BASE_VARIABLE,
+    SUMMARY_VARIABLE,
+    TOKEN_VARIABLE,
+    build_parser,
+)
 
 
 @dataclass(frozen=True)
@@ -69,206 +63,6 @@ class Environment:
     def __repr__(self) -> str:
         token = "set" if self.token else "unset"
         return f"Environment(token={token}, base_url={self.base_url!r})"
-
-
-# ---------------------------------------------------------------- argument parsing
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
-    return value
-
-
-def _shard(text: str) -> Shard:
-    try:
-        return parse_shard(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from e
-
-
-def _chunk_bytes(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= MAX_INPUT_BYTES:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_INPUT_BYTES}, not {text}")
-    return value
-
-
-def _add_backend_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        help="coze (the API, billed to the token) or local (the embedded server); beats the "
-        "job's run.backend (default: run.backend, else coze; --base-url means coze)",
-    )
-    p.add_argument(
-        "--local",
-        action="store_true",
-        help="synthesize with the embedded Coze-compatible local server (no token, no network); "
-        "the same as --backend local",
-    )
-    p.add_argument(
-        "--engine",
-        choices=LOCAL_ENGINES,
-        default=DEFAULT_ENGINE,
-        help="the local server's engine with --local: espeak (real speech) or tone (test signal)",
-    )
-    p.add_argument(
-        "--base-url",
-        help=f"API host (default: ${BASE_VARIABLE}, else the job's run.base_url, "
-        f"else {DEFAULT_BASE_URL})",
-    )
-    p.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=DEFAULT_TIMEOUT,
-        help="seconds without a byte of the answer before a request counts as failed (60)",
-    )
-
-
-def _add_job_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, help="response_format for every line")
-    p.add_argument(
-        "--sample-rate", type=int, choices=SAMPLE_RATES, help="sample_rate for every line"
-    )
-    p.add_argument("--voice", help="voice_id for every line that sets none")
-    p.add_argument(
-        "--qps",
-        type=_positive_float,
-        help="at most X requests started per second (the job's run.qps, else 5); the "
-        "configured rate is a ceiling: the run slows down by itself on rate-limit answers",
-    )
-    p.add_argument(
-        "--max-chunk-bytes",
-        type=_chunk_bytes,
-        help=f"chunk size cap in UTF-8 bytes, 1 to {MAX_INPUT_BYTES} (1024)",
-    )
-
-
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--concurrency", type=_positive_int, help="at most N requests in flight (4)")
-    p.add_argument(
-        "--retries", type=_non_negative_int, help="attempts after the first, per chunk (6)"
-    )
-    p.add_argument("--burst", type=_positive_int,
-                   help="requests that may start back to back before the --qps pacing (1)")
-    p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
-    _add_cache_options(p)
-    p.add_argument("--junit", type=Path, metavar="FILE",
-                   help="also write a JUnit XML report, one test case per chapter")
-    p.add_argument("--summary", action="store_true",
-                   help=f"print a Markdown summary of the run (also appended to "
-                   f"${SUMMARY_VARIABLE} when that is set)")
-    p.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
-    p.add_argument(
-        "--budget-characters", type=_non_negative_int, metavar="N",
-        help="refuse to start (exit 2) when the characters to bill after cache hits exceed N, "
-        "and never send a request that would cross N during the run",
-    )
-
-
-def _add_cache_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--out", type=Path, help="output directory (job's output.dir, "
-                   "else out/<SOURCE stem>)")
-    p.add_argument("--cache-dir", type=Path, help="chunk cache (default <out>/.cache)")
-
-
-class _Version(argparse.Action):
-    """``--version``: the installed version, looked up only when asked (importlib.metadata
-    costs more than the rest of ``--help``)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
-        from pipeline import __version__
-
-        parser.exit(message=f"{parser.prog} {__version__}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tts-pipeline",
-        description="Batch speech synthesis with the Coze speech API. The token is read from "
-        f"${TOKEN_VARIABLE}, never from the command line.",
-    )
-    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="synthesize every chapter of SOURCE")
-    run.add_argument("source", type=Path, metavar="SOURCE")
-    _add_job_options(run)
-    _add_run_options(run)
-    _add_backend_options(run)
-
-    plan = sub.add_parser("plan", help="what a run would send, without sending anything")
-    plan.add_argument("source", type=Path, metavar="SOURCE")
-    plan.add_argument("--json", action="store_true", help="the plan with every chunk's text")
-    _add_job_options(plan)
-    _add_cache_options(plan)
-    plan.add_argument("--shard", type=_shard, metavar="K/N", help="plan only shard K of N")
-    _add_backend_options(plan)
-
-    validate = sub.add_parser("validate", help="check SOURCE and every file it names")
-    validate.add_argument("source", type=Path, metavar="SOURCE")
-    validate.add_argument("--voice", help="voice_id for every line that sets none")
-
-    say = sub.add_parser("say", help="one text of any length to one audio file")
-    say.add_argument("text", metavar="TEXT")
-    say.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",
-                     help="the audio file (.mp3 .wav .pcm .opus .ogg .flac .m4a)")
-    say.add_argument("--voice", help="voice_id (default with --local: local-zh-female, or "
-                     "local-tone-1 with --engine tone)")
-    say.add_argument("--format", choices=FORMATS, help="response_format (default: by FILE)")
-    say.add_argument("--sample-rate", type=int, choices=SAMPLE_RATES)
-    say.add_argument("--speed", type=float)
-    say.add_argument("--emotion")
-    say.add_argument("--emotion-scale", type=float)
-    say.add_argument("--loudness-rate", type=int)
-    say.add_argument("--context-texts")
-    say.add_argument("--max-chunk-bytes", type=_chunk_bytes, default=MAX_INPUT_BYTES)
-    say.add_argument("--retries", type=_non_negative_int, default=DEFAULT_RETRIES)
-    say.add_argument("--qps", type=_positive_float, default=DEFAULT_QPS)
-    _add_backend_options(say)
-
-    voices = sub.add_parser("voices", help="the voice list of the configured host")
-    voices.add_argument("--json", action="store_true")
-    _add_backend_options(voices)
-
-    merge = sub.add_parser("merge-reports", help="join the report.json files of shards")
-    merge.add_argument("reports", type=Path, nargs="+", metavar="REPORT")
-    merge.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",
-                       help="the merged report.json")
-    merge.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
-    merge.add_argument("--summary", action="store_true", help="print a Markdown summary")
-
-    _add_import_parser(sub)
-
-    serve = sub.add_parser("serve-local", help="the Coze-compatible local server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--engine", choices=LOCAL_ENGINES, default="espeak")
-    serve.add_argument("--qps", type=_positive_float, help="requests/s before HTTP 429")
-    serve.add_argument("--burst", type=_positive_int, default=1)
-    serve.add_argument("--max-in-flight", type=_positive_int)
-    serve.add_argument("--latency-ms", type=float, default=0.0)
-    serve.add_argument("--latency-per-byte-ms", type=float, default=0.0)
-    serve.add_argument("--jitter", type=float, default=0.0, help="latency jitter, 0.3 = +-30%%")
-    serve.add_argument("--fault-rate", type=float, default=0.0)
-    serve.add_argument("--seed", type=int, default=0)
-    return parser
 
 
 # ---------------------------------------------------------------- resolution
@@ -612,74 +406,6 @@ def cmd_serve_local(args: argparse.Namespace, env: Environment) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve_forever, config, announce)
-    return 0
-
-
-# ---------------------------------------------------------------- books
-
-SKIPPED_SHOWN = 10  # plan prints this many left-out pieces; --json has them all
-
-
-def print_skipped(job: Job) -> None:
-    """What a book source leaves out, counted by reason, with the first few pieces."""
-    from collections import Counter
-
-    for note in job.notes:
-        print(f"note: {note}")
-    if not job.skipped:
-        return
-    chars = sum(len(s.text) for s in job.skipped)
-    print(f"not spoken: {len(job.skipped)} pieces, {chars} characters:")
-    for reason, count in Counter(s.reason for s in job.skipped).most_common():
-        print(f"  {count} x {reason}")
-    for s in job.skipped[:SKIPPED_SHOWN]:
-        print(f"  {s}")
-    if len(job.skipped) > SKIPPED_SHOWN:
-        print(f"  ... and {len(job.skipped) - SKIPPED_SHOWN} more (plan --json lists them all)")
-
-
-def _selector(text: str) -> str | int:
-    """A chapter title glob, re:REGEX, or a 1-based position (negative from the end)."""
-    stripped = text.strip()
-    if stripped.lstrip("-").isdigit() and stripped not in ("0", "-0"):
-        return int(stripped)
-    return text
-
-
-def _add_import_parser(sub: Any) -> None:
-    p = sub.add_parser("import", help="write a book (.epub, .txt) as an editable job file")
-    p.add_argument("source", type=Path, metavar="BOOK")
-    p.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",
-                   help="the job file to write (.yaml)")
-    p.add_argument("--force", action="store_true", help="overwrite FILE (and its cover image)")
-    p.add_argument("--voice", help="voice_id for the job's defaults")
-    p.add_argument("--include", type=_selector, action="append", default=[], metavar="CHAPTER",
-                   help="keep only these chapters: a title glob, re:REGEX or a position "
-                   "(repeatable)")
-    p.add_argument("--exclude", type=_selector, action="append", default=[], metavar="CHAPTER",
-                   help="leave these chapters out (same forms; repeatable)")
-    p.add_argument("--heading", metavar="REGEX",
-                   help="a .txt book's chapter heading: a regex a whole line matches")
-    p.add_argument("--preface", choices=("chapter", "skip"), default="chapter",
-                   help="a .txt book's text before the first heading")
-
-
-def cmd_import(args: argparse.Namespace, env: Environment) -> int:
-    from pipeline import api
-
-    del env
-    if args.out.suffix.lower() not in (".yaml", ".yml"):
-        raise UsageError(f"{args.out}: the job file must end in .yaml or .yml")
-    done = api.import_book(
-        args.source, args.out, force=args.force, voice_id=args.voice, include=args.include,
-        exclude=args.exclude, heading=args.heading, preface=args.preface,
-    )  # fmt: skip
-    book = done.book
-    lines = sum(len(c.lines) for c in book.chapters)
-    print(f"{done.job}: {len(book.chapters)} chapters, {lines} lines, "
-          f"{len(book.skipped)} pieces not spoken")
-    if done.cover is not None:
-        print(f"{done.cover}: the book's cover")
     return 0
 
 

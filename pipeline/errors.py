@@ -3,6 +3,7 @@
 PipelineError
   ConfigError              bad command line or settings; nothing was sent
     UsageError             a bad command line (the CLI's words; exit 2)
+  StorageError             a file we write cannot be written (also an OSError, with errno)
   ManifestError            bad input file(s); carries every Problem found
   AudioError               a part or chapter that cannot be read, joined or written
   ApiError                 carries code, message, http_status, logid, host
@@ -22,15 +23,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Coze codes (error-code page), grouped by what a batch client does with them.
-RATE_LIMIT_CODES = frozenset({4009, 4013, 4020})
-RETRY_CODES = frozenset({4102, 5000}) | RATE_LIMIT_CODES
-REJECT_CODES = frozenset({4000, 4200})
-AUTH_CODES = frozenset({4100, 4101})
-BALANCE_CODES = frozenset({4011, 4019, 4022})
-DAILY_LIMIT_CODE = 4008
-FATAL_CODES = AUTH_CODES | BALANCE_CODES | {DAILY_LIMIT_CODE}
-TRANSIENT_HTTP = frozenset({408, 429}) | frozenset(range(500, 600))
+# The Coze code tables and their classification live with the rest of the Coze contract.
+from pipeline.coze.codes import (
+    AUTH_CODES as AUTH_CODES,
+)
+from pipeline.coze.codes import (
+    BALANCE_CODES as BALANCE_CODES,
+)
+from pipeline.coze.codes import (
+    DAILY_LIMIT_CODE as DAILY_LIMIT_CODE,
+)
+from pipeline.coze.codes import (
+    FATAL_CODES as FATAL_CODES,
+)
+from pipeline.coze.codes import (
+    RATE_LIMIT_CODES as RATE_LIMIT_CODES,
+)
+from pipeline.coze.codes import (
+    REJECT_CODES as REJECT_CODES,
+)
+from pipeline.coze.codes import (
+    RETRY_CODES as RETRY_CODES,
+)
+from pipeline.coze.codes import (
+    TRANSIENT_HTTP as TRANSIENT_HTTP,
+)
+from pipeline.coze.codes import (
+    error_class as error_class,
+)
 
 # Codes the pipeline itself gives to failures that have no API code.
 CODE_NETWORK = -1  # connection refused/reset, DNS, TLS
@@ -50,6 +70,17 @@ class ConfigError(PipelineError):
     """A bad command line or setting, found before anything was sent."""
 
 
+class StorageError(PipelineError, OSError):
+    """A file or folder we write cannot be written: disk full, read-only, no permission, or a
+    symbolic link, folder or other non-file where a file belongs. ``str()`` is one line naming
+    the path, the reason and the fix. Also an OSError (``errno`` set), so code that handles
+    OSError from plain file calls handles this one too."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 class UsageError(ConfigError):
     """A bad command line: exit 2 with the message."""
 
@@ -169,23 +200,3 @@ class FatalApiError(ApiError):
 
 class BudgetExhausted(FatalApiError):
     """The next request would cross the run's character budget: stop like a fatal answer."""
-
-
-def error_class(code: int, http_status: int | None) -> type[ApiError]:
-    """The class for an API error answer, from its Coze code and HTTP status.
-
-    The code wins over the status: Coze may answer HTTP 200 or 4xx/5xx for the same code.
-    An unknown code under a transient HTTP status is transient; otherwise it is a rejection
-    of this request, which fails its chapter but lets the run go on.
-    """
-    if code in FATAL_CODES:
-        return FatalApiError
-    if code in RATE_LIMIT_CODES or http_status == 429:
-        return RateLimited
-    if code in RETRY_CODES:
-        return TransientApiError
-    if code in REJECT_CODES:
-        return RequestRejected
-    if http_status is not None and http_status in TRANSIENT_HTTP:
-        return TransientApiError
-    return RequestRejected

@@ -7,6 +7,9 @@ read by the JUnit and summary writers like any other.
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,6 +18,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.fileio import atomic_write_text
+from pipeline.redact import escape_controls
 from pipeline.report import RUN_STATUSES
 from pipeline.sharding import Shard, original_position
 
@@ -22,6 +26,10 @@ from pipeline.sharding import Shard, original_position
 # chapter of any shard was written, not on the shards' own words.
 _SEVERITY = {"aborted": 3, "interrupted": 2, "failed": 1, "partial": 1, "ok": 0}
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# A report of 10,000 chapters is a few MB; anything this big is something else.
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+# A report is nested about 5 deep (chapters -> chapter -> error); "source" may add a few.
+MAX_DEPTH = 64
 # Fields every report has; anything else (source, budget, ...) is kept only when all agree.
 _OWN_FIELDS = frozenset(
     {"status", "started_at", "finished_at", "elapsed_s", "totals", "chapters", "error",
@@ -30,38 +38,125 @@ _OWN_FIELDS = frozenset(
 
 
 def load_report(path: Path) -> dict[str, Any]:
-    """A report.json as a dict; ConfigError naming the file when it is not one."""
+    """A report.json as a dict; a one-line ConfigError naming the file when it is not one.
+
+    Bounded: a regular file of at most ``MAX_REPORT_BYTES``, nested at most ``MAX_DEPTH``
+    deep, finite numbers only; a FIFO or a device is refused without reading it.
+    """
+    shown = escape_controls(str(path))
+    text = _read_bounded(path, shown)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the report: {e.strerror or e}") from e
-    try:
-        data = json.loads(text)
+        data = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise ConfigError(
-            f"{path}:{e.lineno}: not valid JSON ({e.msg}); is it a tts-pipeline report.json?"
-        ) from e
-    problem = _shape_problem(data)
+            f"{shown}:{e.lineno}: not valid JSON ({e.msg}); is it a tts-pipeline report.json?"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{shown}: nested too deeply to be a tts-pipeline report") from None
+    except ValueError as e:  # a non-finite number, or an integer of thousands of digits
+        raise ConfigError(f"{shown}: not a tts-pipeline report: {_short(str(e))}") from None
+    problem = _depth_problem(data) or _shape_problem(data)
     if problem is not None:
-        raise ConfigError(f"{path}: not a tts-pipeline report: {problem}")
+        raise ConfigError(f"{shown}: not a tts-pipeline report: {problem}")
     return dict(data)
+
+
+def _read_bounded(path: Path, shown: str) -> str:
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ConfigError(f"{shown}: cannot read the report: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError(f"{shown}: not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(MAX_REPORT_BYTES + 1)
+        except OSError as e:
+            raise ConfigError(f"{shown}: cannot read the report: {e.strerror or e}") from None
+    if len(data) > MAX_REPORT_BYTES:
+        raise ConfigError(
+            f"{shown}: larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB; "
+            "not a tts-pipeline report.json"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{shown}: not UTF-8 text (byte {e.start}); not a report.json") from None
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {_short(text)} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _depth_problem(data: Any) -> str | None:
+    """Why ``data`` is nested too deeply, or None; iterative, so never a RecursionError."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = escape_controls(text)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _shape_problem(data: Any) -> str | None:
     if not isinstance(data, dict):
         return "the top level is not an object"
     if data.get("status") not in RUN_STATUSES:
-        return f"status must be one of {', '.join(RUN_STATUSES)}, not {data.get('status')!r}"
-    if not isinstance(data.get("totals"), dict):
+        status = _short(repr(data.get("status")))
+        return f"status must be one of {', '.join(RUN_STATUSES)}, not {status}"
+    totals = data.get("totals")
+    if not isinstance(totals, dict):
         return "no totals object"
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in totals.values()):
+        return "a totals value is not a number"
     chapters = data.get("chapters")
     if not isinstance(chapters, list) or not all(isinstance(c, dict) for c in chapters):
         return "no chapters list"
     if not all(isinstance(c.get("id"), str) for c in chapters):
         return "a chapter has no id"
+    return _time_problem(data) or _shard_problem(data)
+
+
+def _time_problem(data: dict[str, Any]) -> str | None:
     for name in ("started_at", "finished_at"):
-        if not isinstance(data.get(name), str):
+        value = data.get(name)
+        if not isinstance(value, str):
             return f"no {name}"
+        try:
+            _format(_parse(value))
+        except (ValueError, OverflowError):
+            return f"{name} is not an ISO 8601 time: {_short(repr(value))}"
+    elapsed = data.get("elapsed_s")
+    if elapsed is not None and (isinstance(elapsed, bool) or not isinstance(elapsed, int | float)):
+        return "elapsed_s is not a number"
+    return None
+
+
+def _shard_problem(data: dict[str, Any]) -> str | None:
+    if data.get("shard") is None:
+        return None
+    try:
+        Shard.from_json(data["shard"])
+    except ValueError:
+        return f"shard must be {{\"k\": K, \"n\": N}}, not {_short(repr(data['shard']))}"
     return None
 
 

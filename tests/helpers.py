@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from support import busiest_second as busiest_second
 
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.limits import RateLimit
 from pipeline.localserver import LocalServer, body_key, tone_duration, tone_frequency
 from pipeline.manifest import load_job
@@ -118,17 +119,6 @@ def read_report(out: Path) -> dict[str, Any]:
 def chunk_keys(plan: Plan) -> list[str]:
     """The server's ``by_input`` key of every chunk of ``plan``, in manifest order."""
     return [body_key(c.request().body()) for c in plan.chunks()]
-
-
-def busiest_second(arrivals: Sequence[float]) -> int:
-    """The most arrivals in any one-second window."""
-    times = sorted(arrivals)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def spans(chunk_texts: Sequence[str], rate: int = RATE) -> list[tuple[int, int, int]]:

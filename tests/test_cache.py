@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +17,14 @@ import pytest
 
 from pipeline.cache import (
     CHECKSUM_NAME,
+    KEY_NAME,
     LOCK_NAME,
     CacheStats,
     ChunkCache,
     OutputLock,
     canonical_host,
 )
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, StorageError
 from pipeline.speech import SpeechParams, SpeechRequest
 
 HOST = "https://api.coze.cn"
@@ -55,7 +58,7 @@ OTHER_VALUE: dict[str, Any] = {
 
 def entry_files(cache: ChunkCache, key: str) -> tuple[Path, Path]:
     entry = cache.path_for(key)
-    (audio,) = [p for p in entry.iterdir() if p.name != CHECKSUM_NAME]
+    (audio,) = [p for p in entry.iterdir() if p.name not in (CHECKSUM_NAME, KEY_NAME)]
     return audio, entry / CHECKSUM_NAME
 
 
@@ -381,3 +384,254 @@ def test_one_lock_object_cannot_be_entered_twice(tmp_path: Path) -> None:
     lock = OutputLock(tmp_path)
     with lock, pytest.raises(RuntimeError, match="already held"):
         lock.__enter__()
+
+
+# --- self-repair: whatever is at an entry's path that is not a valid entry ---------------
+
+
+def _quarantined(cache: ChunkCache) -> list[str]:
+    folder = cache.directory / ".quarantine"
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+def _plain_file(cache: ChunkCache, key: str, other: str, outside: Path) -> None:
+    cache.path_for(key).write_bytes(AUDIO)
+
+
+def _dangling_link(cache: ChunkCache, key: str, other: str, outside: Path) -> None:
+    cache.path_for(key).symlink_to(outside / "nowhere")
+
+
+def _link_to_another_entry(cache: ChunkCache, key: str, other: str, outside: Path) -> None:
+    cache.path_for(key).symlink_to(cache.path_for(other))
+
+
+def _copy_of_another_entry(cache: ChunkCache, key: str, other: str, outside: Path) -> None:
+    shutil.copytree(cache.path_for(other), cache.path_for(key))
+
+
+def _member_linked_out(cache: ChunkCache, key: str, other: str, outside: Path) -> None:
+    # The audio file of a real entry replaced by a link to the same bytes elsewhere.
+    (outside / "copy.mp3").write_bytes(AUDIO)
+    audio, _ = entry_files(cache, key)
+    audio.unlink()
+    audio.symlink_to(outside / "copy.mp3")
+
+
+def _fifo_as_audio(cache: ChunkCache, key: str, other: str, outside: Path) -> None:
+    audio, _ = entry_files(cache, key)
+    audio.unlink()
+    os.mkfifo(audio)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _plain_file,
+        _dangling_link,
+        _link_to_another_entry,
+        _copy_of_another_entry,
+        _member_linked_out,
+        _fifo_as_audio,
+    ],
+)
+def test_anything_but_a_valid_entry_is_moved_aside_and_bought_again(
+    tmp_path: Path, damage: Any
+) -> None:
+    cache = ChunkCache(tmp_path / "cache")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    key, other = (cache.key({**FULL_BODY, "input": t}, HOST) for t in ("one", "two"))
+    other_audio = cache.put(other, b"other audio", "mp3")
+    if damage in (_member_linked_out, _fifo_as_audio):
+        cache.put(key, AUDIO, "mp3")
+    else:
+        cache.path_for(key).parent.mkdir(parents=True, exist_ok=True)
+    damage(cache, key, other, outside)
+
+    assert cache.get(key) is None
+    assert cache.stats.corrupt == 1
+    assert len(_quarantined(cache)) == 1 and _quarantined(cache)[0].startswith(key)
+    stored = cache.put(key, AUDIO, "mp3")
+    assert stored.read_bytes() == AUDIO and not stored.parent.is_symlink()
+    assert cache.get(key) == stored
+    # Nothing outside the cache and no other entry was touched.
+    assert other_audio.read_bytes() == b"other audio" and cache.get(other) == other_audio
+    assert sorted(p.name for p in outside.iterdir()) in ([], ["copy.mp3"])
+
+
+def test_put_over_damage_it_has_not_looked_at_succeeds(tmp_path: Path) -> None:
+    # The first re-run after the damage used to pay, fail to store (ENOTDIR) and exit 1.
+    cache = ChunkCache(tmp_path)
+    key = cache.key(FULL_BODY, HOST)
+    cache.path_for(key).parent.mkdir(parents=True)
+    cache.path_for(key).write_text("junk")
+    assert cache.put(key, AUDIO, "mp3").read_bytes() == AUDIO
+    assert cache.stats == CacheStats(hits=0, misses=0, corrupt=1, writes=1)
+
+
+@pytest.mark.parametrize("junk", ["file", "link"])
+def test_a_shard_folder_that_is_not_a_folder_is_moved_aside(tmp_path: Path, junk: str) -> None:
+    cache = ChunkCache(tmp_path / "cache")
+    key = cache.key(FULL_BODY, HOST)
+    shard = cache.path_for(key).parent
+    shard.parent.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if junk == "file":
+        shard.write_text("junk")
+    else:
+        shard.symlink_to(elsewhere)
+    assert cache.get(key) is None
+    assert cache.put(key, AUDIO, "mp3").parent.parent == shard and shard.is_dir()
+    assert not shard.is_symlink() and list(elsewhere.iterdir()) == []
+
+
+def test_an_entry_of_an_older_version_without_its_key_record_is_used(tmp_path: Path) -> None:
+    cache = ChunkCache(tmp_path)
+    key = cache.key(FULL_BODY, HOST)
+    stored = cache.put(key, AUDIO, "mp3")
+    (stored.parent / KEY_NAME).unlink()
+    assert ChunkCache(tmp_path).get(key) == stored
+
+
+def _no_renames(code: int) -> Any:
+    def rename(src: object, dst: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return rename
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+def test_a_damaged_entry_in_a_cache_that_cannot_change_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    cache = ChunkCache(tmp_path)
+    key = cache.key(FULL_BODY, HOST)
+    stored = cache.put(key, AUDIO, "mp3")
+    stored.write_bytes(b"garbled")
+    monkeypatch.setattr(os, "rename", _no_renames(code))
+    with pytest.raises(ConfigError) as caught:
+        ChunkCache(tmp_path).get(key)
+    message = str(caught.value)
+    assert f"cache entry {cache.path_for(key)} is " in message
+    assert "cannot be moved aside" in message and os.strerror(code) in message
+    assert "--cache-dir" in message and "\n" not in message
+    # During a run (after the key's claim), the same damage is a StorageError, an OSError.
+    with pytest.raises(StorageError, match="cannot be moved aside") as during:
+        ChunkCache(tmp_path).find(key)
+    assert during.value.errno == code
+
+
+@pytest.mark.parametrize(
+    ("code", "advice"),
+    [
+        (errno.ENOSPC, "free some space"),
+        (errno.EROFS, "read-only"),
+        (errno.EACCES, "allow writing there"),
+    ],
+)
+def test_a_cache_that_refuses_writes_raises_a_storage_error_and_keeps_no_half_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, advice: str
+) -> None:
+    cache = ChunkCache(tmp_path)
+    key = cache.key(FULL_BODY, HOST)
+    cache.put(cache.key({"input": "first"}, HOST), AUDIO, "mp3")  # staging made
+
+    def refuse(fd: int, data: bytes) -> int:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "write", refuse)
+    with pytest.raises(StorageError) as caught:
+        cache.put(key, AUDIO, "mp3")
+    assert isinstance(caught.value, OSError) and caught.value.errno == code
+    message = str(caught.value)
+    assert message.startswith(f"cannot store a chunk in the cache {tmp_path}: ")
+    assert advice in message
+    monkeypatch.undo()
+    assert cache.get(key) is None
+    staging = tmp_path / ".staging"
+    assert [p for p in staging.rglob("*") if p.is_dir() and key in p.name] == []
+
+
+# --- the output lock, hostile names --------------------------------------------------------
+
+
+def test_a_symlink_at_the_lock_name_is_refused_and_its_target_kept(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious data")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).symlink_to(victim)
+    with pytest.raises(ConfigError, match="is a symbolic link; remove it"):
+        OutputLock(out).__enter__()
+    assert victim.read_text() == "precious data"
+
+
+def test_a_dangling_symlink_at_the_lock_name_creates_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).symlink_to(tmp_path / "created-elsewhere")
+    with pytest.raises(ConfigError, match="symbolic link"):
+        OutputLock(out).__enter__()
+    assert not (tmp_path / "created-elsewhere").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_non_file_at_the_lock_name_is_refused(tmp_path: Path, kind: str) -> None:
+    lock = tmp_path / LOCK_NAME
+    if kind == "folder":
+        lock.mkdir()
+    else:
+        os.mkfifo(lock)
+    with pytest.raises(ConfigError, match=f"cannot use the output directory {tmp_path}"):
+        OutputLock(tmp_path).__enter__()
+
+
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [("open", errno.EACCES), ("open", errno.EROFS), ("pwrite", errno.ENOSPC)],
+)
+def test_a_lock_that_cannot_be_written_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, code: int
+) -> None:
+    real = getattr(os, where)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        if where == "pwrite" or str(args[0]).endswith(LOCK_NAME):
+            raise OSError(code, os.strerror(code))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, where, failing)
+    with pytest.raises(ConfigError) as caught:
+        OutputLock(tmp_path).__enter__()
+    assert str(caught.value).startswith(f"cannot use the output directory {tmp_path}: ")
+    assert os.strerror(code) in str(caught.value)
+    monkeypatch.undo()
+    with OutputLock(tmp_path):  # nothing was left held
+        pass
+
+
+def test_the_lock_removes_temp_files_a_killed_writer_left(tmp_path: Path) -> None:
+    (tmp_path / ".ch001.wav.0123456789ab.tmp").write_bytes(b"half a chapter")
+    (tmp_path / "ch001.wav").write_bytes(b"a chapter")
+    with OutputLock(tmp_path):
+        assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, "ch001.wav"]
+
+
+@pytest.mark.parametrize("name", [".quarantine", ".staging", ".claims"])
+def test_the_caches_own_folders_are_never_followed_out_of_it(tmp_path: Path, name: str) -> None:
+    cache_dir, outside = tmp_path / "cache", tmp_path / "outside"
+    outside.mkdir()
+    cache_dir.mkdir()
+    (cache_dir / name).symlink_to(outside)
+    cache = ChunkCache(cache_dir)
+    key = cache.key(FULL_BODY, HOST)
+    cache.path_for(key).parent.mkdir()
+    cache.path_for(key).write_text("junk")  # to be moved aside
+    with cache.claim(key):
+        assert cache.get(key) is None
+        assert cache.put(key, AUDIO, "mp3").read_bytes() == AUDIO
+    cache.close()
+    assert list(outside.iterdir()) == []
+    assert (cache_dir / name).is_dir() and not (cache_dir / name).is_symlink()

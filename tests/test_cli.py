@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from audio.test_audio_support import decode
 from helpers import (
     chunk_keys,
     cli_env,
@@ -28,7 +29,6 @@ from helpers import (
     wait_for,
     write_job,
 )
-from test_audio_support import decode
 
 from pipeline.chunking import split_text
 from pipeline.cli import main

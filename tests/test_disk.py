@@ -89,7 +89,8 @@ def test_read_only_output_directory_is_a_clean_error(
 
 class Disk:
     """A disk with ``free`` bytes: fsync of a bigger regular file fails with ENOSPC, as a
-    delayed-allocation file system reports it. ``None``: plenty of room. ``only_under``:
+    delayed-allocation file system reports it, and so does os.write past it (the cache
+    writes with os.write and syncs in batches). ``None``: plenty of room. ``only_under``:
     the files under that folder only (the cache on its own disk)."""
 
     def __init__(self) -> None:
@@ -97,21 +98,30 @@ class Disk:
         self.only_under: Path | None = None
         self.refused = 0
         self._fsync = os.fsync
+        self._write = os.write
 
-    def fsync(self, fd: int) -> None:
+    def _refuse(self, fd: int, size: int) -> None:
         info = os.fstat(fd)
-        if self.free is not None and stat.S_ISREG(info.st_mode) and info.st_size > self.free:
+        if self.free is not None and stat.S_ISREG(info.st_mode) and size > self.free:
             path = Path(os.readlink(f"/proc/self/fd/{fd}"))
             if self.only_under is None or path.is_relative_to(self.only_under):
                 self.refused += 1
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def fsync(self, fd: int) -> None:
+        self._refuse(fd, os.fstat(fd).st_size)
         self._fsync(fd)
+
+    def write(self, fd: int, data: bytes) -> int:
+        self._refuse(fd, os.fstat(fd).st_size + len(data))
+        return self._write(fd, data)
 
 
 @pytest.fixture
 def disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[Disk]:
     d = Disk()
     monkeypatch.setattr(os, "fsync", d.fsync)
+    monkeypatch.setattr(os, "write", d.write)
     yield d
 
 

@@ -7,16 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline import cli, progress
+from pipeline import cliargs, progress
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 MAX_MODULE_LINES = 500
 MAX_CLASS_LINES = 300
 MAX_FUNCTION_LINES = 60
-# Not split yet (see docs/architecture.md, "Left to do"); this list only shrinks.
+# Not split yet: another branch is hardening the client (see docs/architecture.md); this
+# list only shrinks.
 KNOWN_LARGE = {
-    "client.py": "module",
-    "runner.py": "module",
+    "coze/client.py": "module",
 }
 
 
@@ -67,4 +67,4 @@ def test_the_cli_module_loads_nothing_heavy() -> None:
 
 
 def test_the_clis_progress_modes_are_progress_modes() -> None:
-    assert cli.PROGRESS_MODES == progress.PROGRESS_MODES
+    assert cliargs.PROGRESS_MODES == progress.PROGRESS_MODES

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.junit import junit_xml
-from pipeline.merge import load_report, merge_reports, write_report_json
+from pipeline.merge import MAX_REPORT_BYTES, load_report, merge_reports, write_report_json
 from pipeline.report import ChapterError, ChapterReport, RunReport, Totals, write_report
 from pipeline.sharding import Shard, select_shard
 from pipeline.summary import markdown_summary
@@ -227,3 +230,80 @@ def test_load_report_explains_bad_files(tmp_path: Path, content: str, message: s
 def test_load_report_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the report"):
         load_report(tmp_path / "nope.json")
+
+
+# -- hostile report files (issue 12): one line naming the file, exit 2, never a traceback ----
+
+_GOOD = '{"status": "ok", "totals": {}, "chapters": [], ' \
+        '"started_at": "2026-11-23T03:17:00Z", "finished_at": "2026-11-23T03:18:00Z"'
+
+
+def _with(extra: str) -> str:
+    return _GOOD + extra + "}"
+
+
+HOSTILE_REPORTS = {
+    "deep array": ("[" * 100_000 + "]" * 100_000, "nested too deeply|nested deeper"),
+    "deep object": ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply|nested"),
+    "deep but parseable": (_with(', "source": ' + "[" * 500 + "]" * 500), "nested deeper than"),
+    "NaN": (_with(', "elapsed_s": NaN'), "NaN is not a number JSON allows"),
+    "1e400": (_with(', "elapsed_s": 1e400'), "out of range"),
+    "huge integer": (_with(', "elapsed_s": ' + "9" * 5000), "not a tts-pipeline report"),
+    "bad time": (_with("").replace("2026-11-23T03:18:00Z", "yesterday"), "not an ISO 8601"),
+    "time overflowing UTC": (
+        _with("").replace("2026-11-23T03:17:00Z", "0001-01-01T00:00:00+05:00"),
+        "not an ISO 8601"),
+    "bad shard": (_with(', "shard": {"k": "1", "n": [' + "0," * 5000 + '0]}'),
+                  r"shard must be .*\.\.\.$"),
+    "totals not numbers": (_with("").replace('"totals": {}', '"totals": {"x": "1"}'),
+                           "totals value is not a number"),
+    "huge status": ('{"status": "' + "x" * 100_000 + '"}', r"status must be .*\.\.\.$"),
+    "control characters": ('{"status": "\\u001b[2J\\n"}', r"status must be .*\\x1b\[2J"),
+    "not UTF-8": ("\udcff", "not UTF-8 text"),
+    "empty": ("", "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_REPORTS))
+def test_hostile_report_is_one_line_naming_the_file(tmp_path: Path, name: str) -> None:
+    content, message = HOSTILE_REPORTS[name]
+    path = tmp_path / "hostile.json"
+    path.write_bytes(content.encode("utf-8", errors="surrogateescape"))
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_report(path)
+    text = str(caught.value)
+    assert text.startswith(str(path)) and "\n" not in text and len(text) < 300
+    assert caught.value.__cause__ is None
+
+
+def test_report_over_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    with path.open("wb") as f:
+        f.truncate(MAX_REPORT_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(ConfigError, match="larger than 64 MiB"):
+        load_report(path)
+
+
+def test_fifo_and_directory_are_refused_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="fifo.json: not a regular file"):
+        load_report(fifo)
+    with pytest.raises(ConfigError, match="not a regular file|cannot read"):
+        load_report(tmp_path)
+
+
+def test_cli_merge_of_hostile_reports_exits_2_without_traceback(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    write_report_json(good, _report([_chapter("a")]))
+    for name in ("deep array", "huge integer", "not UTF-8"):
+        bad = tmp_path / "bad.json"
+        bad.write_bytes(HOSTILE_REPORTS[name][0].encode("utf-8", errors="surrogateescape"))
+        done = subprocess.run(
+            helpers.cli_command("merge-reports", good, bad, "-o", tmp_path / "m.json"),
+            env=helpers.cli_env(), capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert done.returncode == 2, (name, done.stderr)
+        assert "Traceback" not in done.stderr and str(bad) in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert not (tmp_path / "m.json").exists()

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from audio.test_audio_support import decode, dominant_frequency
 from helpers import (
     FAST_RETRY,
     busiest_second,
@@ -24,7 +25,6 @@ from helpers import (
     texts,
     write_job,
 )
-from test_audio_support import decode, dominant_frequency
 
 from pipeline.cache import ChunkCache, OutputLock
 from pipeline.errors import ConfigError

@@ -4,13 +4,16 @@ outside the output directory."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import logging
+import re
 import secrets
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 import anyio
@@ -27,9 +30,10 @@ from torture.harness import (
 )
 
 from pipeline.cli import build_parser, main
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.errors import ApiError
 from pipeline.localserver import FAULT_KINDS, LocalServer, ServerConfig
+from pipeline.redact import MIN_SECRET_LENGTH, Redactor, escape_controls
 from pipeline.speech import SpeechParams, SpeechRequest
 
 MakeServer = Callable[..., LocalServer]
@@ -206,7 +210,7 @@ def test_a_book_name_that_is_not_a_plain_name_is_refused(tmp_path: Path, book: s
     assert status == 2 and f"{job}:1: output.book" in stderr, stderr
 
 
-def test_symlinks_under_final_names_are_replaced_not_written_through(
+def test_symlinks_under_final_names_are_refused_not_written_through(
     tmp_path: Path, make_server: MakeServer
 ) -> None:
     server = make_server()
@@ -224,9 +228,112 @@ def test_symlinks_under_final_names_are_replaced_not_written_through(
     link = tmp_path / "link-to-out"
     link.symlink_to(out, target_is_directory=True)
     done = run_cli(run_args(job, link, server.base_url), cli_env("t"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"refusing to write {link / 'report.json'}: it is a symbolic link" in done.stderr
     assert all(v.read_text() == "precious" for v in victims.values())
     assert sorted(p.name for p in outside.iterdir()) == sorted(victims)
+    assert all((out / name).is_symlink() for name in victims), "a link was replaced"
+    # With the links gone, the same command finishes from the cache.
     for name in victims:
-        assert not (out / name).is_symlink(), f"{name} was written through its symlink"
+        (out / name).unlink()
+    requests = server.stats.requests
+    done = run_cli(run_args(job, link, server.base_url), cli_env("t"))
+    assert done.returncode == 0, done.stderr
+    assert server.stats.requests == requests
     assert sorted(chapter_files(out)) == ["ch001.wav", "ch002.wav"]
+
+
+# -- the redactor (issue 12): every form of the token, control characters escaped ------------
+
+REDACT_TOKEN = "pat_Zq9xY7wVu5tS3rQ1pO0nM8lK6jI4hG2f"
+
+
+def _b64_embedded(secret: str, before: str) -> str:
+    """``secret`` base64-encoded inside a longer text, after ``before``: any alignment."""
+    return base64.b64encode(f"{before}{secret};rest".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"msg: {REDACT_TOKEN}",
+        f"Authorization: Bearer {REDACT_TOKEN}",
+        f"echo {REDACT_TOKEN.upper()} and {REDACT_TOKEN.lower()}",
+        f"https://evil/?t={quote('ä' + REDACT_TOKEN + '/', safe='')}",
+        f"Basic {base64.b64encode(f'user:{REDACT_TOKEN}'.encode()).decode()}",
+        *(f"blob {_b64_embedded(REDACT_TOKEN, 'x' * n)}" for n in range(3)),
+        *(f"blob {_b64_embedded('Bearer ' + REDACT_TOKEN, 'y' * n)}" for n in range(3)),
+        f"urlsafe {base64.urlsafe_b64encode(('??>' + REDACT_TOKEN).encode()).decode()}",
+    ],
+)
+def test_redactor_removes_every_form_of_the_token(text: str) -> None:
+    redactor = Redactor(REDACT_TOKEN)
+    assert redactor.found_in(text)
+    cleaned = redactor.redact(text)
+    assert "***" in cleaned and REDACT_TOKEN.lower() not in cleaned.lower()
+    assert not redactor.found_in(cleaned)
+    decoded = [_try_b64(w) for w in re.findall(r"[A-Za-z0-9+/_=-]{16,}", cleaned)]
+    assert not [d for d in decoded if REDACT_TOKEN in d]
+
+
+def _try_b64(word: str) -> str:
+    try:
+        return base64.b64decode(word + "==", altchars=b"-_" if "-" in word or "_" in word
+                                else None).decode("latin-1")
+    except ValueError:
+        return ""
+
+
+def test_redactor_leaves_other_text_alone_and_hides_itself() -> None:
+    redactor = Redactor(REDACT_TOKEN)
+    text = "voice local-tone-1 at 24000 Hz, logid 20241212abc"
+    assert redactor.clean(text) == text and not redactor.found_in(text)
+    assert REDACT_TOKEN not in repr(redactor) and REDACT_TOKEN not in str(redactor)
+    # Short "tokens" (the local backend's is "local") are not secrets: nothing is hidden.
+    assert Redactor("local").clean("local-tone-1") == "local-tone-1"
+    assert MIN_SECRET_LENGTH > len("local")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "keep_newlines"),
+    [
+        ("\x1b[2Jred\x07", "\\x1b[2Jred\\x07", False),
+        ("a\r\nb\tc", "a\\x0d\\nb\\tc", False),
+        ("line 1\nline 2", "line 1\nline 2", True),
+        ("abc\u202etxt.exe", "abc\\u202etxt.exe", False),
+        ("\x9b31m C1", "\\x9b31m C1", False),
+        ("你好，世界。 ok", "你好，世界。 ok", False),
+        ("a\u2028b\u2029c\u3000d", "a\\u2028b\\u2029c\u3000d", False),
+    ],
+)
+def test_control_characters_are_escaped(text: str, expected: str, keep_newlines: bool) -> None:
+    assert escape_controls(text, keep_newlines=keep_newlines) == expected
+
+
+def test_clean_json_cleans_keys_and_values_and_stops_deep() -> None:
+    redactor = Redactor(REDACT_TOKEN)
+    value: object = {"a": [REDACT_TOKEN, {f"k{REDACT_TOKEN}": "\x1b"}], "n": 3}
+    for _ in range(100):
+        value = [value]
+    cleaned = redactor.clean_json({"msg": f"x{REDACT_TOKEN}", "deep": value, "ok": True})
+    assert cleaned["msg"] == "x***" and cleaned["ok"] is True
+    assert REDACT_TOKEN not in repr(cleaned)
+    shallow = redactor.clean_json({"a": [REDACT_TOKEN, {f"k{REDACT_TOKEN}": "\x1b"}]})
+    assert shallow == {"a": ["***", {"k***": "\\x1b"}]}
+
+
+def test_percent_encoded_token_is_found_in_either_hex_case() -> None:
+    token = "tok/en+with=chars~and%more"
+    redactor = Redactor(token)
+    encoded = quote(token, safe="")
+    for text in (f"?t={encoded}", f"?t={encoded.lower()}", f"?t={quote_plus(token)}"):
+        assert redactor.redact(text) == "?t=***", text
+
+
+def test_a_start_of_the_token_at_the_end_of_a_cut_text_is_removed() -> None:
+    redactor = Redactor(REDACT_TOKEN)
+    assert redactor.redact_cut(f"echo {REDACT_TOKEN[:20]}") == "echo ***"
+    assert redactor.redact_cut(f"a {REDACT_TOKEN} b {REDACT_TOKEN[:9]}") == "a *** b ***"
+    # Too short a start to be a secret's: ordinary text ends like that.
+    assert redactor.redact_cut(f"echo {REDACT_TOKEN[:4]}") == f"echo {REDACT_TOKEN[:4]}"

@@ -4,6 +4,11 @@ pcm and wav are checked from their bytes and headers alone. mp3 is checked frame
 (headers, lengths, one rate) and Ogg Opus page by page (CRC, OpusHead, packet TOCs); then
 the first few packets of either are decoded by FFmpeg, which proves the codec data itself
 without paying for a whole decode.
+
+An answer must also be what the chapter join can use with every other part: the API's
+documented coding (mono, and for wav 16-bit integer PCM) at the rate asked for. A stereo or
+float answer that passed would be cached and then fail its chapter's join on every re-run;
+refused here, it is retried like any other bad answer and never cached.
 """
 
 from __future__ import annotations
@@ -16,11 +21,16 @@ from pipeline.audio.avutil import av_errors
 from pipeline.audio.model import OPUS_GRANULE_RATE, AudioError
 from pipeline.audio.mp3 import read_mp3
 from pipeline.audio.ogg import read_opus
-from pipeline.audio.wav import read_wav_info
+from pipeline.audio.wav import WAVE_FORMAT_EXTENSIBLE, WAVE_FORMAT_PCM, WavInfo, read_wav_info
 from pipeline.errors import CODE_BAD_AUDIO, BadAudio
 
 _DECODE_PACKETS = 4
 _CONTAINER_MAGIC = (b"RIFF", b"OggS", b"ID3", b"fLaC", b'{"')
+# What every part of a chapter must share for the join: the API's documented coding.
+_CHANNELS = 1
+_WAV_BITS = 16
+# WAVE_FORMAT_EXTENSIBLE names its coding by a GUID; this one is integer PCM.
+_KSDATAFORMAT_SUBTYPE_PCM = bytes.fromhex("0100000000001000800000aa00389b71")
 
 
 def check_audio(data: bytes, response_format: str, sample_rate: int) -> float:
@@ -60,13 +70,35 @@ def _wav_seconds(data: bytes, sample_rate: int) -> float:
     info = read_wav_info(io.BytesIO(data), len(data))
     if info.sample_rate != sample_rate:
         raise AudioError(f"{info.sample_rate} Hz, asked for {sample_rate} Hz")
+    _check_channels(info.channels)
+    if info.bits != _WAV_BITS or not _is_integer_pcm(info):
+        raise AudioError(
+            f"WAVE format {info.format_tag:#x} with {info.bits}-bit samples; "
+            f"the chapter join needs {_WAV_BITS}-bit integer PCM"
+        )
     return info.frames / info.sample_rate
+
+
+def _is_integer_pcm(info: WavInfo) -> bool:
+    if info.format_tag == WAVE_FORMAT_PCM:
+        return True
+    # cbSize(2) validBits(2) channelMask(4) then the sub-format GUID at byte 24 of fmt.
+    return (
+        info.format_tag == WAVE_FORMAT_EXTENSIBLE
+        and info.fmt_chunk[24:40] == _KSDATAFORMAT_SUBTYPE_PCM
+    )
+
+
+def _check_channels(channels: int) -> None:
+    if channels != _CHANNELS:
+        raise AudioError(f"{channels} channels; the chapter join needs mono")
 
 
 def _mp3_seconds(data: bytes, sample_rate: int) -> float:
     audio = read_mp3(data)
     if audio.sample_rate != sample_rate:
         raise AudioError(f"{audio.sample_rate} Hz, asked for {sample_rate} Hz")
+    _check_channels(audio.first.channels)
     _decode_start(data)
     return audio.decoded_samples / audio.sample_rate
 
@@ -79,6 +111,8 @@ def _opus_seconds(data: bytes, sample_rate: int) -> float:
     links = read_opus(data)
     if not any(link.packets for link in links):
         raise AudioError("no Opus audio packets")
+    for link in links:
+        _check_channels(link.channels)
     _decode_start(data)
     return sum(link.decoded_samples for link in links) / OPUS_GRANULE_RATE
 

@@ -20,7 +20,7 @@ import helpers
 import soundfile
 
 from pipeline.cache import ChunkCache
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.limits import RateLimit
 from pipeline.localserver import body_key
 from pipeline.manifest import load_job

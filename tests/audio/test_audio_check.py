@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import struct
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from test_audio_support import tone, write_part
 
@@ -139,3 +142,80 @@ def test_opus_packet_durations(packet: bytes, samples: int) -> None:
 def test_opus_packet_over_120_ms_is_refused() -> None:
     with pytest.raises(AudioError, match="5760|8640"):
         packet_samples(bytes([0x1B, 3]))
+
+
+# --- answers the chapter join cannot use ---------------------------------------------------
+
+
+def _stereo(path: Path, fmt: str, rate: int, seconds: float = 0.5) -> bytes:
+    """A well-formed answer with two channels: valid audio, but not what the API promises."""
+    container, codec = {
+        "wav": ("wav", "pcm_s16le"),
+        "mp3": ("mp3", "libmp3lame"),
+        "ogg_opus": ("ogg", "libopus"),
+    }[fmt]
+    codec_rate = opus_rate(rate) if fmt == "ogg_opus" else rate
+    left = tone(440.0, seconds, codec_rate)
+    samples = np.ascontiguousarray(np.stack([left, left[::-1]]).T.reshape(1, -1))
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=codec_rate, layout="stereo")
+        assert isinstance(stream, av.AudioStream)
+        frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="stereo")
+        frame.sample_rate = codec_rate
+        frame.pts = 0
+        frame.time_base = Fraction(1, codec_rate)
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "ogg_opus"])
+def test_a_stereo_answer_is_bad_audio(tmp_path: Path, fmt: str) -> None:
+    data = _stereo(tmp_path / f"stereo.{fmt}", fmt, 24000)
+    with pytest.raises(BadAudio, match="2 channels; the chapter join needs mono") as caught:
+        check_audio(data, fmt, 24000)
+    assert caught.value.code == CODE_BAD_AUDIO
+
+
+def _wav(tag: int, channels: int, rate: int, bits: int, extra: bytes = b"") -> bytes:
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * align, align, bits) + extra
+    data = bytes(align * rate // 10)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _extensible(bits: int, subformat: bytes) -> bytes:
+    # cbSize 22, valid bits, channel mask (front centre), sub-format GUID.
+    return _wav(0xFFFE, 1, 24000, bits, struct.pack("<HHI", 22, bits, 4) + subformat)
+
+
+PCM_GUID = bytes.fromhex("0100000000001000800000aa00389b71")
+FLOAT_GUID = bytes.fromhex("0300000000001000800000aa00389b71")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_wav(1, 1, 24000, 8), "8-bit"),
+        (_wav(1, 1, 24000, 24), "24-bit"),
+        (_wav(3, 1, 24000, 32), "WAVE format 0x3"),  # IEEE float
+        (_extensible(32, FLOAT_GUID), "0xfffe with 32-bit"),
+        (_extensible(16, FLOAT_GUID[:15] + b"\x72"), "0xfffe with 16-bit"),
+        (_wav(1, 2, 24000, 16), "2 channels"),
+    ],
+)
+def test_a_wav_answer_in_another_coding_is_bad_audio(data: bytes, reason: str) -> None:
+    with pytest.raises(BadAudio, match=reason):
+        check_audio(data, "wav", 24000)
+
+
+def test_wav_answers_in_the_api_coding_pass_whatever_their_header_style() -> None:
+    assert check_audio(_wav(1, 1, 24000, 16), "wav", 24000) == pytest.approx(0.1)
+    assert check_audio(_extensible(16, PCM_GUID), "wav", 24000) == pytest.approx(0.1)
+
+
+def test_a_wav_answer_at_another_rate_is_bad_audio() -> None:
+    with pytest.raises(BadAudio, match="16000 Hz, asked for 24000 Hz"):
+        check_audio(_wav(1, 1, 16000, 16), "wav", 24000)

@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pytest
 from cozepy.audio.voices import Voice as CozeVoice
 
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.localserver import LocalServer
 from pipeline.localserver.espeak import (
     EMOTION_EFFECTS,

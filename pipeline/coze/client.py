@@ -11,13 +11,17 @@ because the API documents none of them as the only one:
 - a body cut short, a connection refused or reset, a connect or read timeout.
 
 The token goes into the ``Authorization`` header of each request and nowhere else: not into a
-repr, a log line or an exception message.
+repr, a log line or an exception message. Server text enters at one place, :class:`_Answer`:
+its header values, its parsed JSON and its text snippet pass through
+:meth:`~pipeline.redact.Redactor.clean` (the token removed, control characters escaped)
+before anything reads them, so errors, reports and voice lists are clean whatever a server
+echoes. Answer sizes and waits are bounded by :mod:`pipeline.bounds`.
 """
 
 from __future__ import annotations
 
-import email.utils
 import html
+import ipaddress
 import json
 import logging
 import re
@@ -33,6 +37,14 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from pipeline.bounds import (
+    ERROR_BODY_LIMIT,
+    JSON_BODY_LIMIT,
+    BodyTooLarge,
+    audio_body_limit,
+    parse_retry_after,
+    read_body,
+)
 from pipeline.errors import (
     CODE_BAD_AUDIO,
     CODE_NETWORK,
@@ -45,6 +57,7 @@ from pipeline.errors import (
     TransientApiError,
     error_class,
 )
+from pipeline.redact import Redactor, check_token
 from pipeline.speech import SpeechRequest
 
 __all__ = [
@@ -53,6 +66,7 @@ __all__ = [
     "SpeechClient",
     "Synthesis",
     "Voice",
+    "parse_retry_after",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,7 +77,16 @@ VOICES_PATH = "/v1/audio/voices"
 VOICES_PAGE_SIZE = 100
 # A server that keeps saying has_more would otherwise keep the client paging forever.
 MAX_VOICE_PAGES = 1000
+# Bounds on what a voice list may hold in memory, whatever the server keeps sending.
+MAX_VOICES = 10_000
+MAX_VOICE_FIELD_CHARS = 1000
+MAX_VOICE_EMOTIONS = 50
 MESSAGE_CHARS = 200
+# A server message longer than this is cut: it is for a report line, not a document.
+MAX_MESSAGE_CHARS = 500
+# Without a total timeout, one exchange may last this many read timeouts (plus the connect):
+# a body dripped a byte at a time never trips the read timeout alone.
+EXCHANGE_READS = 10
 LOGID_HEADER = "X-Tt-Logid"
 
 
@@ -90,12 +113,9 @@ class ClientConfig:
     user_agent: str = DEFAULT_USER_AGENT
 
     def __post_init__(self) -> None:
-        url = URL(self.base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError(f"base URL {self.base_url!r} is not an http(s) URL with a host")
-        if url.user is not None or url.password is not None:
-            # Credentials in the URL would end up in messages; the token has its own field.
-            raise ConfigError("the base URL must not carry credentials; pass the token instead")
+        # CI secrets often end with a newline; a token with one inside is refused, unshown.
+        object.__setattr__(self, "token", check_token(self.token))
+        check_base_url(self.base_url, Redactor(self.token))
         for name in ("connect_timeout", "read_timeout", "total_timeout"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -106,8 +126,46 @@ class ClientConfig:
         """Scheme, host and (non-default) port of the base URL: what errors and reports name."""
         return str(URL(self.base_url).origin())
 
+    @property
+    def exchange_timeout(self) -> float:
+        """The longest one exchange may take, connect to last byte."""
+        if self.total_timeout is not None:
+            return self.total_timeout
+        return self.connect_timeout + EXCHANGE_READS * self.read_timeout
+
     def url(self, path: str) -> str:
         return str(URL(self.base_url.rstrip("/") + path))
+
+
+def check_base_url(base_url: str, redactor: Redactor | None = None) -> str:
+    """``base_url`` when it is a usable http(s) URL; a one-line ConfigError otherwise."""
+    shown = "'" + (redactor or Redactor()).clean(base_url[:200]) + "'"
+    try:
+        url = URL(base_url)
+        port, host = url.port, url.host
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"base URL {shown} is not a valid URL: {e}") from None
+    if url.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"base URL {shown} is not an http(s) URL with a host")
+    if url.user is not None or url.password is not None:
+        # Credentials in the URL would end up in messages; the token has its own field.
+        raise ConfigError("the base URL must not carry credentials; pass the token instead")
+    if port is None or not 0 < port < 65536:
+        raise ConfigError(f"base URL {shown} has a port out of range (1 to 65535)")
+    if not _valid_host(host):
+        raise ConfigError(f"base URL {shown} has a malformed host {host[:100]!r}")
+    return base_url
+
+
+def _valid_host(host: str) -> bool:
+    if ":" in host:  # an IPv6 literal, perhaps with a zone
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        return True
+    # yarl has made an internationalised name ASCII (punycode) already.
+    return re.fullmatch(r"[A-Za-z0-9._-]{1,253}", host) is not None
 
 
 @dataclass(frozen=True)
@@ -146,37 +204,64 @@ class Voice:
 
     @classmethod
     def from_json(cls, item: Mapping[str, Any]) -> Voice:
+        listed = item.get("support_emotions")
         emotions = tuple(
-            str(e["emotion"])
-            for e in item.get("support_emotions") or ()
+            _voice_field(e["emotion"])
+            for e in (listed if isinstance(listed, list) else ())[:MAX_VOICE_EMOTIONS]
             if isinstance(e, Mapping) and e.get("emotion")
         )
         return cls(
-            voice_id=str(item["voice_id"]),
-            name=str(item.get("name") or ""),
-            language_code=str(item.get("language_code") or ""),
-            language_name=str(item.get("language_name") or ""),
-            model_type=str(item.get("model_type") or ""),
-            state=str(item.get("state") or ""),
+            voice_id=_voice_field(item["voice_id"]),
+            name=_voice_field(item.get("name")),
+            language_code=_voice_field(item.get("language_code")),
+            language_name=_voice_field(item.get("language_name")),
+            model_type=_voice_field(item.get("model_type")),
+            state=_voice_field(item.get("state")),
             is_system_voice=bool(item.get("is_system_voice")),
-            preview_text=str(item.get("preview_text") or ""),
-            preview_audio=str(item.get("preview_audio") or ""),
+            preview_text=_voice_field(item.get("preview_text")),
+            preview_audio=_voice_field(item.get("preview_audio")),
             emotions=emotions,
         )
 
 
+def _voice_field(value: object) -> str:
+    # The value was cleaned when the answer was parsed; this only bounds its length.
+    return str(value or "")[:MAX_VOICE_FIELD_CHARS]
+
+
 @dataclass(frozen=True)
 class _Answer:
-    """A complete HTTP answer, read to its end: what the interpreting functions look at."""
+    """A complete HTTP answer (an error body possibly cut): what the interpreting functions see.
+
+    The one door for server text: header values are cleaned when the answer is made, and the
+    body is read as text only through :meth:`payload` and :meth:`snippet`, which clean it.
+    """
 
     status: int
     content_type: str
     headers: Mapping[str, str]
     body: bytes
+    redactor: Redactor = field(repr=False)
+
+    @classmethod
+    def make(
+        cls, response: aiohttp.ClientResponse, body: bytes, redactor: Redactor
+    ) -> _Answer:
+        headers = CIMultiDict((k, redactor.clean(v)) for k, v in response.headers.items())
+        return cls(response.status, headers.get("Content-Type", ""), headers, body, redactor)
 
     @property
     def logid(self) -> str | None:
         return self.headers.get(LOGID_HEADER) or None
+
+    def payload(self) -> dict[str, Any] | None:
+        """The body as a JSON object with every string cleaned, or None when it is not one."""
+        value = _json_object(self.body)
+        return None if value is None else dict(self.redactor.clean_json(value))
+
+    def snippet(self) -> str:
+        """The first words of an HTML or text body, cleaned."""
+        return _text_snippet(self.body, self.redactor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +275,7 @@ class _Progress:
 
 
 @contextmanager
-def _map_transport_errors(host: str, token: str) -> Iterator[_Progress]:
+def _map_transport_errors(host: str, redactor: Redactor) -> Iterator[_Progress]:
     """Turn aiohttp and socket exceptions raised inside the block into ApiErrors."""
     progress = _Progress()
     try:
@@ -199,30 +284,28 @@ def _map_transport_errors(host: str, token: str) -> Iterator[_Progress]:
         raise
     except TimeoutError as exc:  # aiohttp's ServerTimeoutError is one too: check it first
         phase = "reading the answer" if progress.headers_received else "waiting for an answer"
-        raise _transport_error(CODE_TIMEOUT, f"timed out {phase}", exc, host, token) from exc
+        raise _transport_error(CODE_TIMEOUT, f"timed out {phase}", exc, host, redactor) from None
     except aiohttp.ClientPayloadError as exc:
-        raise _transport_error(CODE_SHORT_BODY, "answer cut short", exc, host, token) from exc
+        raise _transport_error(CODE_SHORT_BODY, "answer cut short", exc, host, redactor) from None
     except (aiohttp.ClientConnectionError, OSError) as exc:
         if progress.headers_received:
             what, code = "connection lost while reading the answer", CODE_SHORT_BODY
         else:
             what, code = "connection failed", CODE_NETWORK
-        raise _transport_error(code, what, exc, host, token) from exc
+        raise _transport_error(code, what, exc, host, redactor) from None
     except aiohttp.ClientError as exc:
-        raise _transport_error(CODE_NETWORK, "HTTP client error", exc, host, token) from exc
+        raise _transport_error(CODE_NETWORK, "HTTP client error", exc, host, redactor) from None
 
 
 def _transport_error(
-    code: int, what: str, exc: BaseException, host: str, token: str
+    code: int, what: str, exc: BaseException, host: str, redactor: Redactor
 ) -> TransientApiError:
-    detail = _scrub(str(exc), token)
+    # aiohttp's parser errors quote the bytes of a bad answer, which a hostile server fills
+    # with the token: the detail is cleaned, and the original is not chained (``from None``)
+    # so that no traceback shows it.
+    detail = redactor.clean(" ".join(str(exc).split()))[:MAX_MESSAGE_CHARS]
     message = f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else "")
     return TransientApiError(code, message, host=host)
-
-
-def _scrub(text: str, token: str) -> str:
-    # aiohttp never puts request headers in its messages; this guards against that changing.
-    return text.replace(token, "***") if token else text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +330,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -287,40 +370,25 @@ def _json_error_fields(payload: Mapping[str, Any]) -> tuple[int | None, str, str
     return code, message or "", logid
 
 
-def _text_snippet(body: bytes) -> str:
-    """The first words of an HTML or text body, without tags: enough to tell what answered."""
-    text = body[: MESSAGE_CHARS * 20].decode("utf-8", errors="replace")
+def _text_snippet(body: bytes, redactor: Redactor) -> str:
+    """The first words of an HTML or text body, without tags: enough to tell what answered.
+
+    Entities and JSON escapes are decoded and the token removed before the text is cut, so
+    that neither an encoded token nor the start of one survives.
+    """
+    text = redactor.redact_cut(body[: MESSAGE_CHARS * 20].decode("utf-8", errors="replace"))
     text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
     text = re.sub(r"(?s)<[^>]*>", " ", text)
-    text = " ".join(html.unescape(text).split())
+    text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
+    text = redactor.clean(" ".join(html.unescape(text).split()))
     return text[:MESSAGE_CHARS]
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 def _api_error(answer: _Answer, code: int, message: str, logid: str | None, host: str) -> ApiError:
     cls = error_class(code, answer.status)
     return cls(
         code,
-        message,
+        message[:MAX_MESSAGE_CHARS],
         http_status=answer.status,
         logid=logid or answer.logid,
         host=host,
@@ -341,7 +409,7 @@ def _json_answer_error(answer: _Answer, payload: Mapping[str, Any], host: str) -
 
 
 def _non_json_error(answer: _Answer, host: str) -> ApiError:
-    snippet = _text_snippet(answer.body)
+    snippet = answer.snippet()
     media = _media_type(answer.content_type) or "no content type"
     message = snippet or f"HTTP {answer.status} with an empty {media} body"
     location = answer.headers.get("Location")
@@ -355,7 +423,7 @@ def _non_json_error(answer: _Answer, host: str) -> ApiError:
 def _speech_result(answer: _Answer, request: SpeechRequest, host: str) -> Synthesis:
     """The audio of a speech answer, or the error it is."""
     media = _media_type(answer.content_type)
-    payload = _json_object(answer.body)
+    payload = answer.payload()
     if payload is not None and (_is_json_type(media) or "code" in payload or answer.status >= 400):
         error = _json_answer_error(answer, payload, host)
         if error is None:
@@ -390,7 +458,7 @@ def _speech_result(answer: _Answer, request: SpeechRequest, host: str) -> Synthe
 
 def _json_data(answer: _Answer, host: str) -> Mapping[str, Any]:
     """The ``data`` object of a successful JSON answer, or the error the answer is."""
-    payload = _json_object(answer.body)
+    payload = answer.payload()
     if payload is None:
         raise _non_json_error(answer, host)
     error = _json_answer_error(answer, payload, host)
@@ -414,6 +482,7 @@ class SpeechClient:
 
     def __init__(self, config: ClientConfig) -> None:
         self._config = config
+        self._redactor = Redactor(config.token)
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -428,10 +497,15 @@ class SpeechClient:
     def config(self) -> ClientConfig:
         return self._config
 
+    @property
+    def redactor(self) -> Redactor:
+        """What cleans text of this client's token: for callers printing outside text."""
+        return self._redactor
+
     async def __aenter__(self) -> Self:
         config = self._config
         timeout = aiohttp.ClientTimeout(
-            total=config.total_timeout,
+            total=config.exchange_timeout,
             connect=config.connect_timeout,
             sock_connect=config.connect_timeout,
             sock_read=config.read_timeout,
@@ -465,9 +539,18 @@ class SpeechClient:
         never sent: it would be billed for nothing or refused anyway.
         """
         problems = request.problems()
+        body = request.body()
+        if any(isinstance(v, str) and self._redactor.found_in(v) for v in body.values()):
+            # A text that read the environment (text_file: /proc/self/environ) would send the
+            # token to be spoken, billed and written into subtitles.
+            problems.append(
+                "the request's text contains the API token; it was not sent (does a "
+                "text_file read the environment or a secrets file?)"
+            )
         if problems:
-            raise RequestRejected(4000, "; ".join(problems), host=self.host)
-        answer = await self._exchange("POST", SPEECH_PATH, json_body=request.body())
+            raise RequestRejected(4000, self._redactor.clean("; ".join(problems)), host=self.host)
+        limit = audio_body_limit(request)
+        answer = await self._exchange("POST", SPEECH_PATH, limit, audio=True, json_body=body)
         return _speech_result(answer, request, self.host)
 
     async def list_voices(
@@ -483,15 +566,16 @@ class SpeechClient:
             }
             if model_type is not None:
                 params["model_type"] = model_type
-            answer = await self._exchange("GET", VOICES_PATH, params=params)
+            answer = await self._exchange("GET", VOICES_PATH, JSON_BODY_LIMIT, params=params)
             data = _json_data(answer, self.host)
-            items = data.get("voice_list") or []
+            listed = data.get("voice_list")
+            items = listed if isinstance(listed, list) else []
             voices.extend(
                 Voice.from_json(i) for i in items if isinstance(i, Mapping) and i.get("voice_id")
             )
-            if not data.get("has_more") or not items:
+            if not data.get("has_more") or not items or len(voices) >= MAX_VOICES:
                 break
-        return voices
+        return voices[:MAX_VOICES]
 
     def _headers(self) -> dict[str, str]:
         token = self._config.token
@@ -506,15 +590,21 @@ class SpeechClient:
         self,
         method: str,
         path: str,
+        limit: int,
         *,
+        audio: bool = False,
         json_body: dict[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> _Answer:
-        """Send one request and read its whole answer; transport failures become ApiErrors."""
+        """Send one request and read its answer; transport failures become ApiErrors.
+
+        A successful answer (HTTP 200, and audio when ``audio``) is read whole up to ``limit``
+        bytes and refused beyond; any other is an error, read up to ``ERROR_BODY_LIMIT``.
+        """
         session = self._open_session()
         url = self._config.url(path)
         started = time.monotonic()
-        with _map_transport_errors(self.host, self._config.token) as progress:
+        with _map_transport_errors(self.host, self._redactor) as progress:
             async with session.request(
                 method,
                 url,
@@ -525,14 +615,18 @@ class SpeechClient:
                 allow_redirects=False,
             ) as response:
                 progress.headers_received = True
-                body = await response.read()
-                answer = _Answer(
-                    status=response.status,
-                    content_type=response.headers.get("Content-Type", ""),
-                    headers=CIMultiDict(response.headers),
-                    body=body,
-                )
-                _check_length(answer, response, self.host)
+                media = _media_type(response.headers.get("Content-Type", ""))
+                success = response.status == 200 and (_is_audio_type(media) or not audio)
+                try:
+                    body, cut = await read_body(
+                        response, limit if success else ERROR_BODY_LIMIT, cut=not success
+                    )
+                except BodyTooLarge as e:
+                    raise _too_large(_Answer.make(response, b"", self._redactor), e, audio,
+                                     self.host) from None
+                answer = _Answer.make(response, body, self._redactor)
+                if not cut:
+                    _check_length(answer, response, self.host)
         log.debug(
             "%s %s%s -> HTTP %d, %s, %d bytes, logid %s, %.3f s",
             method,
@@ -545,6 +639,19 @@ class SpeechClient:
             time.monotonic() - started,
         )
         return answer
+
+
+def _too_large(answer: _Answer, error: BodyTooLarge, audio: bool, host: str) -> ApiError:
+    what = "audio answer" if audio else "answer"
+    cls = BadAudio if audio else RequestRejected
+    return cls(
+        CODE_BAD_AUDIO if audio else answer.status,
+        f"{what} larger than {error.limit} bytes, the most this request can need; "
+        "the rest was not read",
+        http_status=answer.status,
+        logid=answer.logid,
+        host=host,
+    )
 
 
 def _check_length(answer: _Answer, response: aiohttp.ClientResponse, host: str) -> None:

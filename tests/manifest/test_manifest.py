@@ -24,7 +24,7 @@ from pipeline.manifest import (
 )
 from pipeline.speech import SpeechParams
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(folder: Path, name: str, text: str | bytes) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from pipeline.client import ClientConfig, SpeechClient, Synthesis, Voice, parse_retry_after
+from pipeline.bounds import MAX_RETRY_AFTER_S, audio_body_limit
+from pipeline.coze.client import ClientConfig, SpeechClient, Synthesis, Voice, parse_retry_after
 from pipeline.errors import (
     CODE_NETWORK,
     CODE_SHORT_BODY,
@@ -359,6 +361,122 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(past, now=now) == 0.0
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("99999", MAX_RETRY_AFTER_S),
+        ("inf", MAX_RETRY_AFTER_S),
+        ("Infinity", MAX_RETRY_AFTER_S),
+        ("1e400", MAX_RETRY_AFTER_S),
+        ("-inf", 0.0),
+        ("nan", None),
+        ("-1e400", 0.0),
+        ("Fri, 01 Jan 2099 00:00:00 GMT", MAX_RETRY_AFTER_S),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER_S),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+        ("Fri, 01 Jan 2099 00:00:00", None),  # no zone: not an HTTP date
+        ("Mon, 99 Foo 2099 99:99:99 GMT", None),
+        ("0x10", None),
+        ("9" * 5000, MAX_RETRY_AFTER_S),
+        ("\x00\x1b[2J", None),
+        ("119.5", 119.5),
+    ],
+)
+def test_hostile_retry_after_is_finite_and_capped(value: str, expected: float | None) -> None:
+    seconds = parse_retry_after(value)
+    assert seconds == expected
+    assert seconds is None or 0.0 <= seconds <= MAX_RETRY_AFTER_S
+
+
+@pytest.mark.parametrize(
+    ("base_url", "says"),
+    [
+        ("http://127.0.0.1:99999", "not a valid URL"),
+        ("http://127.0.0.1:0", "port out of range"),
+        ("http://127.0.0.1:-1", "not a valid URL"),
+        ("http://[::1", "not a valid URL"),
+        ("http://[zz::1]:80", "malformed host"),
+        ("http://exa mple.com", "malformed host"),
+        ("http://\x1bhost", "malformed host '\\x1bhost'"),
+        ("file:///etc/passwd", "not an http(s) URL"),
+        ("javascript:alert(1)", "not an http(s) URL"),
+        ("https://tok:pw@api.coze.cn", "must not carry credentials"),
+        ("https://tok@api.coze.cn", "must not carry credentials"),
+        ("", "not an http(s) URL"),
+    ],
+)
+def test_bad_base_url_is_a_one_line_config_error(base_url: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)) as caught:
+        ClientConfig(base_url=base_url, token=TOKEN)
+    assert "\n" not in str(caught.value) and TOKEN not in str(caught.value)
+    assert caught.value.__cause__ is None
+
+
+def test_base_url_holding_the_token_is_not_shown_in_its_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        ClientConfig(base_url=f"ftp://api.coze.cn/?t={TOKEN}", token=TOKEN)
+    assert TOKEN not in str(caught.value) and "***" in str(caught.value)
+
+
+@pytest.mark.parametrize("padded", [f"{TOKEN}\n", f"  {TOKEN}\r\n", f"\t{TOKEN} "])
+def test_token_whitespace_around_is_stripped(padded: str) -> None:
+    assert ClientConfig(token=padded).token == TOKEN
+
+
+@pytest.mark.parametrize(
+    ("token", "kind"),
+    [
+        (f"{TOKEN[:10]}\n{TOKEN[10:]}", "whitespace"),
+        (f"{TOKEN[:10]}\x00{TOKEN[10:]}", "a control character"),
+        (f"{TOKEN[:10]}\x7f{TOKEN[10:]}", "a control character"),
+        (f"{TOKEN[:10]}é{TOKEN[10:]}", "a non-ASCII character"),
+        (f"{TOKEN[:10]} {TOKEN[10:]}", "whitespace"),
+    ],
+)
+def test_token_with_bad_characters_inside_is_refused_unshown(token: str, kind: str) -> None:
+    with pytest.raises(ConfigError, match=kind) as caught:
+        ClientConfig(token=token)
+    assert TOKEN[:10] not in str(caught.value) and TOKEN[10:] not in str(caught.value)
+    assert "position 11" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "rate", "text", "speed", "expected"),
+    [
+        # 64 KiB + (30 s + 0.4 s x characters / min(speed, 1)) x bytes per second
+        ("wav", 24000, "x" * 100, None, 65536 + 70 * 96000),
+        ("pcm", 8000, "x" * 10, 0.5, 65536 + 38 * 32000),
+        ("mp3", 48000, "x" * 300, 2.0, 65536 + 150 * 64000),
+        ("ogg_opus", 24000, "好" * 50, None, 65536 + 50 * 64000),
+    ],
+)
+def test_audio_body_limit_formula(
+    fmt: str, rate: int, text: str, speed: float | None, expected: int
+) -> None:
+    req = request(text, response_format=fmt, sample_rate=rate, speed=speed)
+    assert audio_body_limit(req) == expected
+
+
+async def test_answer_larger_than_its_bound_is_bad_audio(canned: CannedServer) -> None:
+    req = request("hi", response_format="mp3", sample_rate=8000)
+    limit = audio_body_limit(req)
+    canned.answers.append(Canned(200, bytes(limit + 1), "audio/mpeg"))
+    canned.answers.append(Canned(200, bytes(limit), "audio/mpeg"))
+    async with SpeechClient(config(canned.url)) as client:
+        error = await fail(client, req)
+        assert isinstance(error, BadAudio) and f"larger than {limit}" in error.message
+        assert len((await client.synthesize(req)).audio) == limit  # the bound itself is fine
+
+
+async def test_error_body_is_cut_at_its_bound(canned: CannedServer) -> None:
+    page = b"<html><body><h1>Busy</h1>" + b"<p>x</p>" * 100_000 + b"</body></html>"
+    canned.answers.append(Canned(503, page, "text/html"))
+    async with SpeechClient(config(canned.url)) as client:
+        error = await fail(client)
+    assert isinstance(error, TransientApiError) and error.message.startswith("Busy")
+    assert error.code == 503 and len(error.message) <= 500
+
+
 # ---------------------------------------------------------------------------------------------
 # Canned answers the local server does not give
 
@@ -541,3 +659,39 @@ async def test_list_voices_error_code(canned: CannedServer) -> None:
         with pytest.raises(FatalApiError) as caught:
             await client.list_voices()
     assert caught.value.code == 4101 and caught.value.http_status == 200
+
+
+async def test_hostile_voice_list_shapes_are_bounded(canned: CannedServer) -> None:
+    odd = {"voice_id": "x" * 5000, "name": ["not", "text"], "support_emotions": 7}
+    many_emotions = {"voice_id": "e", "support_emotions": [{"emotion": "sad"}] * 500}
+    page = {"has_more": True, "voice_list": [odd, many_emotions, "junk", 3]}
+    canned.answers += [
+        Canned(200, as_json({"code": 0, "msg": "", "data": page})),
+        Canned(200, as_json({"code": 0, "msg": "", "data": {"has_more": True,
+                                                             "voice_list": 12}})),
+    ]
+    async with SpeechClient(config(canned.url)) as client:
+        voices = await client.list_voices()
+    assert [len(v.voice_id) for v in voices] == [1000, 1]
+    assert voices[0].name == "['not', 'text']" and voices[0].emotions == ()
+    assert len(voices[1].emotions) == 50
+    assert len(canned.seen) == 2  # a voice_list that is not a list ends the paging
+
+
+async def test_endless_voice_pages_stop_at_the_voice_bound(canned: CannedServer) -> None:
+    pages = 10_000 // 100 + 5
+    canned.answers += [voice_page([f"p{p}-{i}" for i in range(100)], True) for p in range(pages)]
+    async with SpeechClient(config(canned.url)) as client:
+        voices = await client.list_voices()
+    assert len(voices) == 10_000 and len(canned.seen) == 100
+
+
+async def test_token_cut_by_the_snippet_window_leaves_no_start_behind(
+    canned: CannedServer,
+) -> None:
+    # The snippet reads the first 4,000 bytes: the token straddles that edge.
+    body = b"busy" + b" " * 3980 + TOKEN.encode()
+    canned.answers.append(Canned(502, body, "text/plain"))
+    async with SpeechClient(config(canned.url)) as client:
+        error = await fail(client)
+    assert TOKEN[:12] not in error.message and error.message == "busy ***"
