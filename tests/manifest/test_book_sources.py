@@ -232,3 +232,22 @@ def test_plan_of_a_book_shows_titles_and_what_is_not_spoken(
     assert "not spoken: 17 pieces, 127 characters:" in out
     assert "  4 x ruby reading" in out
     assert out[-1] == "  ... and 7 more (plan --json lists them all)"
+
+
+def test_a_cover_over_the_size_limit_or_through_a_dangling_link_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.manifest.readers import booksection
+
+    monkeypatch.setattr(booksection, "MAX_COVER_BYTES", 10)
+    (tmp_path / "big.png").write_bytes(PNG)
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text("chapters: [{id: a, text: x}]\ndefaults: {voice_id: v}\n"
+                        "book: {cover: big.png}\n")
+    assert problems(job_file) == [f"{job_file}:3: book.cover big.png: {len(PNG)} bytes; a cover "
+                                  f"may have at most 10 ({tmp_path / 'big.png'})"]
+    job_file.write_text("chapters: [{id: a, text: x}]\ndefaults: {voice_id: v}\n"
+                        "book: {cover: gone.jpg}\n")
+    assert problems(job_file) == [
+        f"{job_file}:3: book.cover gone.jpg: no such file ({tmp_path / 'gone.jpg'})"]
