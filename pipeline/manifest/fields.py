@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import regex
+
 from pipeline.manifest.model import MAX_PAUSE_MS
 from pipeline.manifest.text import is_number
 from pipeline.speech import check_field
 
+# A language tag such as zh, en-US, zh_CN, yue: what normalisation and lexicon scopes read.
+_LANGUAGE = regex.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
 
 def check_value(name: str, value: object) -> str | None:
     """None when ``value`` is fine for ``name``, else the message saying why not."""
+    if name == "normalize":
+        return None if isinstance(value, bool) else "normalize must be true or false"
+    if name == "language":
+        if isinstance(value, str) and _LANGUAGE.fullmatch(value):
+            return None
+        return "language must be a language code such as zh, en or en-US"
     if name != "pause_ms":
         return check_field(name, value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PAUSE_MS:

@@ -18,6 +18,7 @@ from pipeline.manifest.model import (
     CSV_REQUIRED,
     EMPTY_LAYER,
     LAYER_KEYS,
+    TEXT_KEYS,
     Layer,
     Source,
     SourceChapter,
@@ -163,14 +164,19 @@ class _CsvReader:
         if not cid:
             return None
         lid = self.cell(record, "id") or None
-        lines = (SourceLine(text, self.file, line, id=lid, fields=layer),) if text else ()
+        speaker = self.cell(record, "speaker") or None
+        lines = (
+            (SourceLine(text, self.file, line, id=lid, speaker=speaker, fields=layer),)
+            if text
+            else ()
+        )
         title = self.cell(record, "title") or None
         return SourceChapter(cid, title, self.file, line, lines, self.context.outer, append=True)
 
     def layer(self, record: list[str], line: int) -> Layer:
         values: dict[str, Any] = {}
         invalid: set[str] = set()
-        for name in LAYER_KEYS:
+        for name in (*LAYER_KEYS, *TEXT_KEYS):
             cell = self.cell(record, name)
             if not cell:
                 continue
@@ -197,9 +203,14 @@ _CSV_WHOLE = ("sample_rate", "loudness_rate", "pause_ms")
 _CSV_NUMBER = ("speed", "emotion_scale")
 
 
+_CSV_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
 def _csv_value(name: str, cell: str) -> tuple[Any, str | None]:
     """A CSV cell as the type the field takes, and the check's message (None when fine)."""
     value: Any = cell
+    if name == "normalize":
+        value = _CSV_BOOLEANS.get(cell.lower(), cell)
     if name in _CSV_WHOLE or name in _CSV_NUMBER:
         try:
             value = int(cell) if name in _CSV_WHOLE else float(cell)
