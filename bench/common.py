@@ -28,7 +28,11 @@ from pipeline.chunking import split_text
 from pipeline.manifest import split_paragraphs
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+# /work/main -> /work/shared; a worktree such as /work/wt/NAME is one level deeper.
+CORPUS = next(
+    (p / "shared" / "corpus" for p in ROOT.parents if (p / "shared" / "corpus").is_dir()),
+    ROOT.parent / "shared" / "corpus",
+)
 LANGUAGE_FILES = {"zh": ("sanguo", "xiyouji"), "en": ("holmes", "alice"), "ja": ("wagahai",)}
 VOICE = "local-tone-1"
 TOKEN = "bench"  # the local server accepts any bearer token; the pipeline insists on one
@@ -68,9 +72,11 @@ class ServerKnobs:
     latency_ms: float = 0.0
     latency_per_byte_ms: float = 0.0
     jitter: float = 0.0
+    burst: int = 1
 
     def argv(self) -> list[str]:
         args = [
+            "--burst", str(self.burst),
             "--latency-ms", str(self.latency_ms),
             "--latency-per-byte-ms", str(self.latency_per_byte_ms),
             "--jitter", str(self.jitter),
