@@ -4,7 +4,8 @@ Every attempt (first tries and retries alike) takes a token from one limiter per
 are served in arrival order.
 
 **Schedule (GCRA).** Tokens follow a theoretical arrival time ``TAT`` that advances by one
-interval ``1/rate`` per token; a token may go at ``TAT - (burst - 1) / rate``. A waiter that
+interval ``1/rate`` per token; a token may go at ``TAT - (burst - 1) / ceiling`` (in time, so a
+slower rate does not widen the burst). A waiter that
 wakes late (the event loop was busy) is booked at the instant it was due, not at the instant
 it woke, so the next token comes that much sooner: lateness is made up (at most one interval
 of it) instead of lost. Idle time is not made up: a token taken without waiting is booked
@@ -323,7 +324,8 @@ class AdaptiveRateLimiter:
         self._lock = anyio.Lock()
         now = clock()
         self._search = _Search(limit, now)
-        self._tat = now - (limit.burst - 1) / self._search.qps  # the schedule (GCRA)
+        self._tolerance = (limit.burst - 1) / limit.ceiling
+        self._tat = now - self._tolerance  # the schedule (GCRA)
         self._last_issue: float | None = None
         self._paused_until = now
         self._gap_levels = _gap_levels(limit.margin)
@@ -335,6 +337,7 @@ class AdaptiveRateLimiter:
         self._changed_at: float | None = None  # last decrease (for callers without tickets)
         self._issued_at_change = 0
         self._issued_at_limit = 0
+        self._limit_at: float | None = None
         self._anchor: float | None = None  # the rate the last noise step came from
         self._cluster_rate: float | None = None  # the rate the first refusal of a cluster came at
         self._decreases = self._ignored = self._pauses = self._noise = self._limits = 0
@@ -386,7 +389,7 @@ class AdaptiveRateLimiter:
         now = self._clock()
         self._classify(now, ticket)
         # No saved-up burst into a server that has just refused.
-        self._tat = max(self._tat, now + (self._limit.burst - 1) / self._search.qps)
+        self._tat = max(self._tat, now + self._tolerance)
         # Retry-After is whole seconds rounded up, so N means "somewhere in (N-1, N]". The
         # refused request itself waits the full N (the runner's retry does); the rest of the
         # run pauses only for the part that is certain. Pausing everyone for a "1" that
@@ -401,7 +404,7 @@ class AdaptiveRateLimiter:
 
     def _wait_time(self, now: float) -> float:
         interval = 1.0 / self._search.qps
-        earliest = max(self._tat - (self._limit.burst - 1) * interval, self._paused_until)
+        earliest = max(self._tat - self._tolerance, self._paused_until)
         if self._last_issue is not None:
             earliest = max(
                 earliest, self._last_issue + self._gap_levels[self._gap_level] * interval
@@ -423,7 +426,7 @@ class AdaptiveRateLimiter:
 
     def _classify(self, now: float, ticket: int | None) -> None:
         """Tell a refusal of an early token, a noise refusal and a limit apart (docstring)."""
-        if ticket is not None and ticket <= self._issued_at_limit:
+        if self._before_last_limit(now, ticket):
             self._ignored += 1  # sent before the last limit: already answered for
             return
         record = self._tickets.get(ticket)
@@ -437,7 +440,9 @@ class AdaptiveRateLimiter:
         if len(self._recent) >= self._limit.limit_refusals:
             self._on_limit(now)
         elif early and self._gap_level + 1 < len(self._gap_levels):
-            self._gap_learnt_at = (now, self._gap_level)
+            learnt = self._gap_learnt_at
+            if learnt is None or now - learnt[0] > window:
+                self._gap_learnt_at = (now, self._gap_level)  # the level before this cluster
             self._gap_level += 1
             self._ignored += 1
         elif self._is_new_signal(now, ticket) and not self._stepped_from(rate):
@@ -446,6 +451,11 @@ class AdaptiveRateLimiter:
             self._decrease(now, rate, 1.0 - self._limit.noise_step)
         else:
             self._ignored += 1
+
+    def _before_last_limit(self, now: float, ticket: int | None) -> bool:
+        if ticket is not None:
+            return ticket <= self._issued_at_limit
+        return self._limit_at is not None and now - self._limit_at < 1.0 / self._search.qps
 
     def _window(self) -> float:
         # Ten intervals: three refusals in ten tokens is a refusal rate no timing noise makes.
@@ -471,6 +481,7 @@ class AdaptiveRateLimiter:
         refused = self._cluster_rate or self._search.qps
         self._decrease(now, refused, self._limit.decrease)
         self._issued_at_limit = self._issued
+        self._limit_at = now
         self._recent.clear()
 
     def _is_new_signal(self, now: float, ticket: int | None) -> bool:
@@ -493,5 +504,5 @@ class AdaptiveRateLimiter:
         self._pauses += 1
         self._paused_until = until
         # After the pause the run restarts at its rate, not with a burst.
-        self._tat = max(self._tat, until + (self._limit.burst - 1) / self._search.qps)
+        self._tat = max(self._tat, until + self._tolerance)
         self._search.paused(until)
