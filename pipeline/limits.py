@@ -4,13 +4,13 @@ Every attempt (first tries and retries alike) takes a token from one limiter per
 are served in arrival order.
 
 **Schedule (GCRA).** Tokens follow a theoretical arrival time ``TAT`` that advances by one
-interval ``1/rate`` per token; a token may go at ``TAT - (burst - 1) / ceiling`` (in time, so a
-slower rate does not widen the burst). A waiter that
-wakes late (the event loop was busy) is booked at the instant it was due, not at the instant
-it woke, so the next token comes that much sooner: lateness is made up (at most one interval
-of it) instead of lost. Idle time is not made up: a token taken without waiting is booked
-when taken. A known limit (``qps``) is paced ``margin`` under, so that timing noise between
-client and server does not show as requests over the limit.
+interval ``1/rate`` per token; a token may go at ``TAT - (burst - 1) / ceiling`` (a time, so
+a slower rate does not widen the burst). A waiter that wakes late (the event loop was busy)
+is booked at the instant it was due, not at the instant it woke, so the next token comes
+that much sooner: lateness is made up (at most one interval of it) instead of lost. Idle
+time is not made up: a token taken without waiting is booked when taken. A known limit
+(``qps``) is paced ``margin`` under, so that timing noise between client and server does not
+show as requests over the limit.
 
 **Burst tolerance, learnt.** Making up lateness sends two requests closer than one interval.
 A server that keeps a burst of two tolerates that; a burst-1 server refuses it. Each token
@@ -19,17 +19,23 @@ isolated, teaches a minimum gap instead of slowing down: first ``1 - margin / 2`
 interval (lateness is made up within the margin only), then a whole interval.
 
 **Rate: noise or limit.** A refusal of a token that went on schedule says the rate is too
-fast, or that one request met timing noise. They are told apart by what follows: an isolated
-refusal (fewer than ``limit_refusals`` within ``max(1 s, 10 intervals)``) costs a step of
-``noise_step``; that many close together are a limit, and cost ``decrease`` from the rate the
-first of them came at. After a decrease the rate searches between the last good rate and the
-refused one: it climbs to the midpoint (at most ``headroom`` under the refused rate) and,
-once that holds for ``settle_s``, takes it as the new good rate; a refusal on the way sets a
-new refused rate and drops the run back to the good rate. When good and refused are within
-``headroom`` the run holds the good rate, then probes higher by ``increase_per_s``; reaching
-the refused rate without a refusal forgets both. The hold starts at ``2 settle_s`` and
-doubles (up to ``hold_s``) each time the same rate is refused again: a noise refusal costs a
-few seconds a few percent lower, a real limit is probed rarely.
+fast, or that one request met timing noise (a burst-1 server refuses any request that
+arrives a hair early, and a loaded machine delays one request more than the next). They are
+told apart by what follows. A refusal after a clean run (no dip or limit for 50 intervals,
+at least 2 s) is a dip: ``noise_step`` lower for ``max(2 settle_s, 20 intervals)``, then
+back, and the search below is untouched. Refused again before a clean run, or
+``limit_refusals`` close together (ten intervals), is a limit: ``decrease`` from the rate
+the first of them came at; one more refusal on schedule within ten intervals of a limit is
+another limit (the descent from a far too high ``qps`` costs one refusal a step, not three).
+
+**Search.** After a limit the rate searches between the last good rate and the refused one:
+it climbs to the midpoint (at most ``headroom`` under the refused rate) and, once that holds
+for ``settle_s``, takes it as the new good rate; a limit on the way sets a new refused rate
+and drops the run back to the good rate. When good and refused are within ``headroom`` the
+run holds the good rate, then probes higher by ``increase_per_s``; reaching the refused rate
+without a limit forgets both. The hold starts at ``max(2 settle_s, 40 intervals)`` and doubles
+(up to ``hold_s``) each time the same rate is refused again below the ceiling: a real limit is
+probed rarely.
 
 **One burst, one decrease.** When the server starts refusing, every request already sent may
 come back 429; those describe the old rate, not the new one. A refusal changes the rate only
@@ -204,14 +210,33 @@ class _Search:
         self.held_since: float | None = None  # when the rate reached its current target
         self.hold_s = self._first_hold(self.qps)
         self.last_refused: tuple[float, float] | None = None  # (rate, when), never forgotten
+        self._dip: tuple[float, float] | None = None  # (rate before, until): a noise step
 
     def _first_hold(self, rate: float) -> float:
         # In tokens as well as seconds: a probe costs a refusal, which must stay a small
         # share of the requests at a low rate too.
         return min(self.limit.hold_s, max(2 * self.limit.settle_s, 40 / rate))
 
+    @property
+    def dipped(self) -> bool:
+        return self._dip is not None
+
+    def dip(self, now: float, factor: float, seconds: float) -> None:
+        """An isolated refusal: a step down for ``seconds``, then back; the search is untouched
+        (one refusal says nothing about where the limit is)."""
+        self._dip = (self.qps, now + seconds)
+        self.qps = max(self.limit.floor, self.qps * factor)
+        self.changed_at = max(self.changed_at, now)
+
     def raise_to(self, now: float) -> None:
         """Successes from ``changed_at`` to ``now``: climb, settle, hold or probe."""
+        if self._dip is not None:
+            before, until = self._dip
+            if now < until:
+                return
+            self._dip = None
+            self.qps = max(self.qps, before)
+            self.changed_at = max(self.changed_at, until)
         if now <= self.changed_at:
             return  # still inside a pause, or no time has passed
         self.qps = self._raised(now)
@@ -269,6 +294,7 @@ class _Search:
     def decrease(self, now: float, refused: float, factor: float) -> None:
         """The server refused ``refused``: drop by ``factor``, or back to the good rate."""
         limit = self.limit
+        self._dip = None
         last = self.last_refused
         # The same rate refused again: probe it less often. Not at the ceiling, which the user
         # gave as the limit: a refusal there is timing noise far more often than not.
@@ -338,7 +364,7 @@ class AdaptiveRateLimiter:
         self._issued_at_change = 0
         self._issued_at_limit = 0
         self._limit_at: float | None = None
-        self._anchor: float | None = None  # the rate the last noise step came from
+        self._last_refusal: float | None = None  # the last dip or limit
         self._cluster_rate: float | None = None  # the rate the first refusal of a cluster came at
         self._decreases = self._ignored = self._pauses = self._noise = self._limits = 0
         self._made_up = 0.0
@@ -437,20 +463,29 @@ class AdaptiveRateLimiter:
         if not self._recent:
             self._cluster_rate = rate
         self._recent.append(now)
-        if len(self._recent) >= self._limit.limit_refusals:
+        # Refused right after a limit: still over it, keep descending. Early or not: while
+        # the rate is over the limit, an early token says nothing about the server's burst.
+        descending = self._limit_at is not None and now - self._limit_at < window
+        lesson = early and (self._limit_at is None or now - self._limit_at >= self._clean_s())
+        if descending or len(self._recent) >= self._limit.limit_refusals:
             self._on_limit(now)
-        elif early and self._gap_level + 1 < len(self._gap_levels):
+        elif lesson and self._gap_level + 1 < len(self._gap_levels):
             learnt = self._gap_learnt_at
             if learnt is None or now - learnt[0] > window:
                 self._gap_learnt_at = (now, self._gap_level)  # the level before this cluster
             self._gap_level += 1
             self._ignored += 1
-        elif self._is_new_signal(now, ticket) and not self._stepped_from(rate):
-            self._noise += 1
-            self._anchor = rate
-            self._decrease(now, rate, 1.0 - self._limit.noise_step)
-        else:
+        elif not self._is_new_signal(now, ticket):
             self._ignored += 1
+        elif self._last_refusal is not None and now - self._last_refusal < self._clean_s():
+            self._on_limit(now)  # refused again before a clean run: several, if spread out
+        else:
+            self._last_refusal = now
+            self._noise += 1
+            self._search.dip(now, 1.0 - self._limit.noise_step, self._dip_s())
+            self._changed_at = now
+            self._issued_at_change = self._issued
+            self._decreases += 1
 
     def _before_last_limit(self, now: float, ticket: int | None) -> bool:
         if ticket is not None:
@@ -461,13 +496,13 @@ class AdaptiveRateLimiter:
         # Ten intervals: three refusals in ten tokens is a refusal rate no timing noise makes.
         return 10.0 / self._search.qps
 
-    def _stepped_from(self, rate: float) -> bool:
-        """Already a noise step under ``rate``'s episode: isolated refusals do not compound."""
-        anchor = self._anchor
-        if anchor is None or self._search.qps >= anchor * (1 - 1e-9):
-            self._anchor = None  # climbed back: the next isolated refusal is a new episode
-            return False
-        return rate <= anchor * (1 + 1e-9)
+    def _clean_s(self) -> float:
+        # A clean run: fifty intervals (at least 2 s) without a refusal on schedule.
+        return max(2.0, 50.0 / self._search.qps)
+
+    def _dip_s(self) -> float:
+        # Long enough to let a burst of timing noise pass, short enough to cost little.
+        return max(2 * self._limit.settle_s, 20.0 / self._search.qps)
 
     def _on_limit(self, now: float) -> None:
         # Several refusals close together: the rate is over the limit, and any gap learnt
@@ -477,7 +512,7 @@ class AdaptiveRateLimiter:
             self._gap_level = learnt[1]
         self._gap_learnt_at = None
         self._limits += 1
-        self._anchor = None
+        self._last_refusal = now
         refused = self._cluster_rate or self._search.qps
         self._decrease(now, refused, self._limit.decrease)
         self._issued_at_limit = self._issued

@@ -345,12 +345,17 @@ async def test_one_burst_of_refusals_decreases_once() -> None:
     assert limiter.current_qps == 4.0
     assert (limiter.stats.noise_steps, limiter.stats.limits) == (1, 1)
     assert limiter.stats.ignored == 6
-    # A request sent after the decrease (on schedule, not early) that is refused again is
-    # news; alone, a small step.
+    # A request sent after the limit (on schedule, not early) and refused within ten
+    # intervals of it: still over the limit, another limit at once.
     fake.now += 1.0
     late = await limiter.acquire()
     limiter.on_rate_limited(None, ticket=late)
-    assert limiter.current_qps == pytest.approx(4 * 0.97)
+    assert limiter.current_qps == 2.0
+    # After a clean run (50 intervals at 2/s), alone: a dip.
+    fake.now += 30.0
+    later = await limiter.acquire()
+    limiter.on_rate_limited(None, ticket=later)
+    assert limiter.current_qps == pytest.approx(2 * 0.97)
 
 
 @pytest.mark.anyio
@@ -364,9 +369,9 @@ async def test_without_tickets_refusals_within_one_interval_count_once() -> None
     assert limiter.current_qps == 4.0
     assert limiter.stats.limits == 1
     assert limiter.stats.ignored == 4
-    fake.now += 0.25  # one interval at 4 qps since the limit
+    fake.now += 0.25  # one interval at 4 qps since the limit: news, and still descending
     limiter.on_rate_limited(None)
-    assert limiter.current_qps == pytest.approx(4 * 0.97)
+    assert limiter.current_qps == 2.0
 
 
 @pytest.mark.anyio
@@ -638,7 +643,7 @@ def test_after_a_limit_settles_searches_holds_then_probes() -> None:
     limiter.on_success()  # settled at 2.0: good = 20, climbing to min(30, 36) at 4/s
     assert limiter.stats.good_qps == 20.0
     assert limiter.current_qps == pytest.approx(22.0)
-    limiter.on_rate_limited(None)  # refused at 22: straight back to the good rate
+    refuse_hard(limiter)  # a limit at 22: straight back to the good rate
     assert limiter.current_qps == 20.0
     assert limiter.stats.refused_qps == pytest.approx(22.0)
     # 22 and 20 are less than 10 % of 22 apart: hold 20 (2 settle_s = 4 s here), then probe.
@@ -655,17 +660,33 @@ def test_after_a_limit_settles_searches_holds_then_probes() -> None:
     assert limiter.current_qps == 40.0
 
 
-def test_a_good_rate_refused_later_steps_down_a_little() -> None:
+def test_one_refusal_after_a_clean_run_is_a_dip_several_are_a_limit() -> None:
     fake = FakeTime()
-    limit = _classic(qps=40, settle_s=1.0, headroom=0.1)
+    limit = _classic(qps=40, settle_s=1.0, headroom=0.1)  # recovery 4/s
     limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
     refuse_hard(limiter)  # 40 -> 20
     fake.now = 1.0
-    limiter.on_success()  # settled: good = 20, no time to climb yet
-    assert limiter.stats.good_qps == 20.0
-    limiter.on_rate_limited(None)  # refused at the good rate itself, alone
-    assert limiter.current_qps == pytest.approx(20 * 0.97)
-    assert limiter.stats.good_qps is None
+    limiter.on_success()  # settled: good = 20, climbing to the midpoint, 30
+    fake.now = 4.0
+    limiter.on_success()
+    assert limiter.current_qps == 30.0
+    limiter.on_rate_limited(None)  # alone, 4 s after the limit: a dip of 3 % for 2 s
+    assert limiter.current_qps == pytest.approx(30 * 0.97)
+    assert (limiter.stats.good_qps, limiter.stats.refused_qps) == (20.0, 40.0)
+    fake.now = 5.9
+    limiter.on_success()
+    assert limiter.current_qps == pytest.approx(30 * 0.97)
+    fake.now = 6.0
+    limiter.on_success()
+    assert limiter.current_qps == 30.0  # back where it was, the search untouched
+    fake.now = 6.5
+    limiter.on_rate_limited(None)  # 2.5 s later: a clean run again, another dip
+    assert limiter.stats.limits == 1
+    fake.now = 7.0
+    limiter.on_rate_limited(None)  # refused again before a clean run (2 s): a limit
+    assert limiter.stats.limits == 2
+    assert limiter.current_qps == 20.0  # back to the good rate
+    assert limiter.stats.refused_qps == pytest.approx(30 * 0.97)
 
 
 def test_no_recovery_while_paused() -> None:
