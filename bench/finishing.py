@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ import av
 import av.filter
 import numpy as np
 
-from bench.common import CORPUS, machine
+from bench.common import CORPUS_VARIABLE, TEXTS, machine
 from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book
 from pipeline.audio.avutil import captured_log
 from pipeline.audio.control import Watch
@@ -39,7 +40,10 @@ from pipeline.audio.process import chapter_blocks, limited, loudness_gain_db, me
 
 RATE = 24000
 TARGET = -18.0
-VOICES = (("holmes_01.txt", "local-en-male"), ("sanguo_01.txt", "local-zh-female"))
+# The project's own texts by default; $TTS_CORPUS_DIR (with holmes_01.txt and sanguo_01.txt)
+# for longer, varied speech.
+VOICES = (("en_lighthouse.txt", "local-en-male"), ("zh_teahouse.txt", "local-zh-female"))
+CORPUS_VOICES = (("holmes_01.txt", "local-en-male"), ("sanguo_01.txt", "local-zh-female"))
 SPEEDS = (0.9, 1.0, 1.2)
 
 
@@ -55,14 +59,16 @@ def make_parts(directory: Path, count: int, corpus: Path) -> list[Path]:
     if len(existing) >= count:
         return existing[:count]
     per_voice = []
-    for name, voice in VOICES:
+    voices = VOICES if corpus == TEXTS else CORPUS_VOICES
+    for name, voice in voices:
         text = (corpus / name).read_text(encoding="utf-8")
         chunks = [c for p in split_paragraphs(text)[1:] for c in split_text(p, 240)]
         per_voice.append([(c, voice) for c in chunks[: count // 2 + 1]])
     engine = EspeakEngine()
     paths = []
     for i in range(count):
-        text, voice = per_voice[i % 2][i // 2]
+        pool = per_voice[i % 2]
+        text, voice = pool[(i // 2) % len(pool)]  # short texts are repeated
         samples = engine.synthesize(text, voice, speed=SPEEDS[i % 3], sample_rate=RATE)
         path = directory / f"part{i:03d}.mp3"
         path.write_bytes(encode(samples, RATE, "mp3"))
@@ -275,7 +281,12 @@ def main() -> None:
     parser.add_argument(
         "--clock", choices=sorted(CLOCKS), default="wall", help="cpu on a shared machine"
     )
-    parser.add_argument("--corpus", type=Path, default=CORPUS, help="the texts to speak")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path(os.environ[CORPUS_VARIABLE]) if os.environ.get(CORPUS_VARIABLE) else TEXTS,
+        help="the texts to speak",
+    )
     parser.add_argument("--threads", action="store_true", help="also time 2 chapters in 2 threads")
     args = parser.parse_args()
     global _clock
