@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
-from pipeline.cli_books import cmd_import, print_skipped
+from pipeline.cli_books import cmd_import, local_voice_languages, print_skipped
 from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, UsageError
 from pipeline.formats import FILE_EXTENSIONS, SAY_FORMATS
 from pipeline.settings import (
@@ -165,7 +165,8 @@ def _plan(args: argparse.Namespace, job: Job) -> Plan:
 def _load(args: argparse.Namespace) -> Job:
     from pipeline import api
 
-    return api.load(args.source, _overrides(args), getattr(args, "shard", None))
+    languages = local_voice_languages(args)
+    return api.load(args.source, _overrides(args), getattr(args, "shard", None), languages)
 
 
 # ---------------------------------------------------------------- commands
