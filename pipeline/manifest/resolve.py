@@ -10,7 +10,7 @@ to expect; the other optional fields stay ``None`` (left out of the request) whe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,16 +49,27 @@ _RESERVED_IDS = {"report": "its files would collide with report.json"} | {
         *(f"lpt{i}" for i in range(1, 10)),
     )
 }
+# Said without the secret: a text that holds it was most likely read from the wrong file.
+_TOKEN_FOUND = (
+    "this {what} holds the API token: it would be sent and written into the outputs; "
+    "remove it (a text_file such as /proc/self/environ names the wrong file)"
+)
 
 
-def load_job(path: Path, overrides: Overrides = NO_OVERRIDES) -> Job:
+def load_job(
+    path: Path,
+    overrides: Overrides = NO_OVERRIDES,
+    *,
+    holds_token: Callable[[str], bool] | None = None,
+) -> Job:
     """Load and validate a job file or manifest (any registered suffix: ``.yaml``, ``.csv``...).
 
     Raises ``ConfigError`` for a bad override and ``ManifestError`` with every problem found
-    in ``path`` and the files it names.
+    in ``path`` and the files it names. ``holds_token(text)`` true for a line's text or a
+    chapter's title is such a problem (the caller knows the secret; this module does not).
     """
     check_overrides(overrides)
-    resolver = Resolver(overrides)
+    resolver = Resolver(overrides, holds_token)
     job = resolver.load(Path(path))
     if resolver.problems:
         raise ManifestError(_in_file_order(resolver.problems))
@@ -116,8 +127,11 @@ class _ChapterBuilder:
 class Resolver:
     """Consumes a reader's neutral chapters in order; collects every problem on the way."""
 
-    def __init__(self, overrides: Overrides) -> None:
+    def __init__(
+        self, overrides: Overrides, holds_token: Callable[[str], bool] | None = None
+    ) -> None:
         self.overrides = overrides
+        self.holds_token = holds_token
         self.problems: list[Problem] = []
         self.chapters: dict[str, _ChapterBuilder] = {}
         self.folded: dict[str, _ChapterBuilder] = {}  # casefolded id: case-insensitive disks
@@ -167,6 +181,8 @@ class Resolver:
             return None
         if b.title is None:
             b.title = source.title
+        if self.holds_token is not None and source.title and self.holds_token(source.title):
+            self.problem(source.file, source.line, _TOKEN_FOUND.format(what="title"))
         return b
 
     def finish(self) -> tuple[Chapter, ...]:
@@ -238,6 +254,9 @@ class Resolver:
             )
             return
         b.line_ids[lid] = source.line
+        if self.holds_token is not None and self.holds_token(source.text):
+            self.problem(source.file, source.line, _TOKEN_FOUND.format(what="text"))
+            return
         values = fields.values
         params = self._params(values)
         pause = values.get("pause_ms", DEFAULT_PAUSE_MS)
