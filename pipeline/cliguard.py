@@ -62,7 +62,7 @@ def check_writable(path: Path, option: str) -> None:
     try:
         check_target(path)
     except StorageError as e:
-        raise UsageError(f"{option} {shown}: {say_text(str(e))}") from None
+        raise UsageError(f"{option}: {say_text(str(e))}") from None
     parent = _existing_parent(path.parent)
     if parent is None:
         raise UsageError(f"{option} {shown}: its folder cannot be made (a file is in the way)")

@@ -174,13 +174,15 @@ class Range:
             return f"must be a finite number, not {value}"
         if self.low <= value <= self.high:
             return None
-        return f"must be {self.describe()}, not {value:g}"
+        return f"must be {self.describe()}, not {_show(value)}"
 
     def describe(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
-        if math.isinf(self.high):
-            return f"{self.low:g}{unit} or more"
-        return f"from {self.low:g} to {self.high:g}{unit}"
+        return f"from {_show(self.low)} to {_show(self.high)}{unit}"
+
+
+def _show(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 QPS_RANGE = Range(0.01, 10_000, "requests/s")
