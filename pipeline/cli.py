@@ -465,10 +465,9 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     env = Environment.read(os.environ if environ is None else environ)
     redactor = redactor_for(env.token)
+    args = build_parser(redactor.clean).parse_args(argv)
     try:
         return COMMANDS[args.command](args, env)
     except BrokenPipeError:

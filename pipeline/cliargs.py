@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pipeline.formats import FORMATS
 from pipeline.redact import escape_controls
@@ -156,8 +157,25 @@ class _Version(argparse.Action):
         parser.exit(message=f"{parser.prog} {__version__}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse with its error line made safe: a value quoted back may hold control
+    characters, or the token itself when it was pasted into an option by mistake."""
+
+    def clean(self, text: str) -> str:
+        return escape_controls(text)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {self.clean(message)}\n")
+
+
+def build_parser(clean: Callable[[str], str] | None = None) -> argparse.ArgumentParser:
+    """The parser; ``clean`` (``Redactor.clean``) makes its error messages safe to print.
+    Subcommands' parsers are of the same class, so they clean the same way."""
+    parser_class: type[_Parser] = _Parser
+    if clean is not None:
+        parser_class = type("_Parser", (_Parser,), {"clean": lambda _, text: clean(text)})
+    parser = parser_class(
         prog="tts-pipeline",
         description="Batch speech synthesis with the Coze speech API. The token is read from "
         f"${TOKEN_VARIABLE}, never from the command line.",
