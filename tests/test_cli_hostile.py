@@ -151,6 +151,20 @@ def test_say_into_an_unwritable_folder_is_exit_2(
     assert "cannot write in" in err
 
 
+def test_say_into_a_folder_we_may_not_write_is_exit_2_even_as_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root may write anywhere, so the permission answer is the one the check sees."""
+    import pipeline.cliguard
+
+    monkeypatch.setattr(pipeline.cliguard.os, "access", lambda *_: False)
+    code, _, err = call(capsys, "say", "hello", "-o", tmp_path / "a.wav", "--local",
+                        "--engine", "tone")
+    assert code == 2
+    assert err.startswith("tts-pipeline: error: -o ") and "cannot write in" in err
+    assert not (tmp_path / "a.wav").exists()
+
+
 def test_say_where_a_file_is_in_place_of_a_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
