@@ -471,6 +471,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         return COMMANDS[args.command](args, env)
     except BrokenPipeError:
+        if args.command in ("run", "say"):  # work was cut short: say so (stderr still works)
+            say("tts-pipeline: stopped: stdout was closed by its reader; finished chunks are "
+                "kept in the cache, the same command resumes")
         return silence_stdout()
     except ManifestError as e:
         for problem in e.problems:

@@ -286,3 +286,14 @@ def test_control_characters_in_names_are_escaped(
     code, _, err = call(capsys, "validate", tmp_path / "\x1b[2Jmissing\u202e.yaml")
     assert code == 2
     assert "\x1b" not in err and "\u202e" not in err
+
+
+def test_run_into_a_closed_pipe_says_why_it_stopped(tmp_path: Path) -> None:
+    job = write_job(tmp_path, {f"c{i}": texts(1, f"x{i}") for i in range(20)})
+    shell = (f"{sys.executable} -m pipeline run {job} --local --engine tone -o {tmp_path}/o "
+             "--progress jsonl | head -c 1 > /dev/null; exit ${PIPESTATUS[0]}")
+    result = subprocess.run(["bash", "-c", shell], env=cli_env(), cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "stdout was closed by its reader" in result.stderr
