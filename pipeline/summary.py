@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.fileio import append_text
+
 DEFAULT_MAX_CHAPTERS = 200
 DEFAULT_MAX_FAILURES = 50
 _MARKDOWN = re.compile(r"[\\`*_\[\]]")
@@ -40,8 +42,8 @@ def markdown_summary(
 
 def append_summary(path: Path, text: str) -> None:
     """Append ``text`` to ``path``: other steps of the job write to the same file."""
-    with path.open("a", encoding="utf-8") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
+    # Never through a link, a FIFO or a folder; a failure is one StorageError line.
+    append_text(path, text if text.endswith("\n") else text + "\n")
 
 
 def _title(report: dict[str, Any]) -> str:

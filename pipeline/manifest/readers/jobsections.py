@@ -18,6 +18,7 @@ from pipeline.manifest.model import (
 from pipeline.manifest.readers import ProblemSink
 from pipeline.manifest.readers.yamltree import Node
 from pipeline.manifest.text import is_number, is_whole, unknown
+from pipeline.settings import CONCURRENCY_RANGE, QPS_RANGE, RETRIES_RANGE, range_problem
 from pipeline.speech import MAX_INPUT_BYTES
 
 
@@ -117,23 +118,23 @@ class _Sections:
                 m,
                 file,
                 "qps",
-                lambda v: is_number(v) and v > 0,
-                "run.qps must be a number above 0 (requests per second)",
+                lambda v: is_number(v) and range_problem("qps", v) is None,
+                f"run.qps must be a number {QPS_RANGE.describe()}",
                 float,
             ),
             concurrency=self.setting(
                 m,
                 file,
                 "concurrency",
-                lambda v: is_whole(v) and v >= 1,
-                "run.concurrency must be a whole number, 1 or more",
+                lambda v: is_whole(v) and range_problem("concurrency", v) is None,
+                f"run.concurrency must be a whole number {CONCURRENCY_RANGE.describe()}",
             ),
             retries=self.setting(
                 m,
                 file,
                 "retries",
-                lambda v: is_whole(v) and v >= 0,
-                "run.retries must be a whole number, 0 or more",
+                lambda v: is_whole(v) and range_problem("retries", v) is None,
+                f"run.retries must be a whole number {RETRIES_RANGE.describe()}",
             ),
             max_chunk_bytes=self.setting(
                 m,
