@@ -24,6 +24,7 @@ from pipeline.manifest.model import (
     SourceLine,
 )
 from pipeline.manifest.readers import ReadContext
+from pipeline.manifest.readers.cuetimes import cue_times
 from pipeline.manifest.text import not_utf8, one_line, unknown
 
 
@@ -163,7 +164,13 @@ class _CsvReader:
         if not cid:
             return None
         lid = self.cell(record, "id") or None
-        lines = (SourceLine(text, self.file, line, id=lid, fields=layer),) if text else ()
+        start, end = cue_times(self.cell(record, "start"), self.cell(record, "end"), line,
+                               self.problem)
+        lines = (
+            (SourceLine(text, self.file, line, id=lid, start=start, end=end, fields=layer),)
+            if text
+            else ()
+        )
         title = self.cell(record, "title") or None
         return SourceChapter(cid, title, self.file, line, lines, self.context.outer, append=True)
 
@@ -194,7 +201,7 @@ def _csv_hint(error: csv.Error) -> str:
 
 
 _CSV_WHOLE = ("sample_rate", "loudness_rate", "pause_ms")
-_CSV_NUMBER = ("speed", "emotion_scale")
+_CSV_NUMBER = ("speed", "emotion_scale", "max_speed")
 
 
 def _csv_value(name: str, cell: str) -> tuple[Any, str | None]:
