@@ -1,0 +1,90 @@
+"""Fit ``speed``: a line longer than its cue's slot is asked again, just fast enough.
+
+The new speed is ``old * audio / slot * 1.02`` (2% to spare: speech does not shrink exactly
+with speed), capped by the line's ``max_speed`` and the API's top speed; one more request per
+line, counted and budgeted like any other (the runner sends it), both answers cached. A line
+already at its cap is not asked again. What still overflows after the second answer is
+reported by the track (``LineResult.overflow_s``). Fit ``stretch`` is local: see ``track``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+
+from pipeline.audio import check_audio
+from pipeline.coze.speech import SPEED_RANGE
+from pipeline.dubbing.model import OVERFLOW_TOLERANCE_S, slot_of
+from pipeline.finishing import ChapterState
+from pipeline.planning import Chunk
+
+MARGIN = 1.02
+# The API's speed field has this many decimals in practice; a finer one buys nothing.
+_SPEED_DECIMALS = 3
+
+Ask = Callable[[Chunk], Awaitable[Path | None]]
+
+
+def refit_speed(old: float | None, audio_s: float, slot_s: float, max_speed: float) -> float | None:
+    """The speed to ask again at, or None when the line fits or is already at its cap."""
+    if slot_s <= 0 or audio_s <= slot_s + OVERFLOW_TOLERANCE_S:
+        return None
+    base = old if old is not None else 1.0
+    cap = min(max_speed, SPEED_RANGE[1])
+    wanted = base * audio_s / slot_s * MARGIN
+    new = round(min(wanted, cap), _SPEED_DECIMALS)
+    return new if new > base else None
+
+
+def _line_seconds(paths: Sequence[Path], fmt: str, rate: int) -> float:
+    return sum(check_audio(p.read_bytes(), fmt, rate) for p in paths)
+
+
+def _candidates(state: ChapterState) -> list[tuple[int, float]]:
+    """(line index, new speed) of every line of ``state`` to ask again (blocking: reads)."""
+    plan = state.plan
+    lines = plan.chapter.lines
+    found = []
+    for index, line in enumerate(lines):
+        if line.fit != "speed" or line.start is None:
+            continue
+        slot = slot_of(lines, index)
+        if slot is None:
+            continue
+        paths = [p for c, p in zip(plan.chunks, state.parts, strict=True)
+                 if c.line_index == index and p is not None]
+        seconds = _line_seconds(paths, plan.response_format, plan.sample_rate)
+        speed = refit_speed(line.params.speed, seconds, slot, line.max_speed)
+        if speed is not None:
+            found.append((index, speed))
+    return found
+
+
+async def refit_chapter(state: ChapterState, ask: Ask) -> int:
+    """Ask again, faster, for every line of ``state`` that overflows its slot with fit
+    ``speed``; swap in the new chunk files. Returns how many lines were asked again.
+
+    ``ask`` sends one chunk (through the cache, the budget and the rate limiter) and gives
+    its file, or None when it could not be had: that line keeps its first answer.
+    """
+    found = await anyio.to_thread.run_sync(_candidates, state)
+    if not found:
+        return 0
+    chunks = state.plan.chunks
+
+    async def one(index: int, speed: float) -> None:
+        mine = [k for k, c in enumerate(chunks) if c.line_index == index]
+        faster = [replace(chunks[k], params=replace(chunks[k].params, speed=speed)) for k in mine]
+        paths = [await ask(c) for c in faster]
+        if all(p is not None for p in paths):
+            for k, path in zip(mine, paths, strict=True):
+                state.parts[k] = path
+            state.refits[state.plan.chapter.lines[index].id] = speed
+
+    async with anyio.create_task_group() as tg:
+        for index, speed in found:
+            tg.start_soon(one, index, speed)
+    return len(found)
