@@ -21,6 +21,8 @@ from pipeline.dubbing.lineaudio import Block, channels_of, decode_line, encode_b
 from pipeline.dubbing.model import DubLine, LineResult, slot_of
 
 _BLOCK_S = 1  # silence is written a second at a time
+# atempo's output length is within a few milliseconds of length / ratio: aim 1% short.
+STRETCH_MARGIN = 1.01
 
 LineSink = Callable[[DubLine, LineResult, Block | None], None]
 
@@ -41,7 +43,7 @@ def prepare_line(
     audio_s = samples.shape[1] / rate
     result = LineResult(line.id, line.start, line.end, slot, audio_s, audio_s)
     if line.fit == "stretch" and slot is not None and slot > 0 and audio_s > slot:
-        ratio = min(audio_s / slot, line.max_speed)
+        ratio = min(audio_s / slot * STRETCH_MARGIN, line.max_speed)
         samples = stretch(samples, ratio, rate, layout)
         result.stretch = round(ratio, 4)
         result.final_s = samples.shape[1] / rate

@@ -18,7 +18,8 @@ SPEAKERS = ("ALICE", "BOB", "CAROL", "DAVE")
 # LONG_LINES cannot fit even at 1.25x.
 SHORT = ("Yes.", "Okay.", "No.", "Let's go!", "走吧！", "Wait for me.", "Right here.")
 MEDIUM = tuple(f"Line number {n} of the scene." for n in range(20))  # 27-28 chars
-FIT_LINES = ("This one is a little too long.",)  # 30 chars: 1.85 s, fits at 1.25x
+# 26 chars (1.61 s: fits at 1.1x) and 30 chars (1.85 s: fits at 1.25x, just)
+FIT_LINES = ("This line is a bit longer.", "This one is a little too long.")
 LONG_LINES = ("This line is far too long to ever fit its cue.",)  # 47 chars
 SLOT_S = 1.5
 STEP_S = 2.0
@@ -31,12 +32,12 @@ def clock(seconds: float) -> str:
 
 def cue_texts(count: int, *, overflow_every: int = 0) -> list[str]:
     """``count`` cue texts, mostly repeated short lines; every ``overflow_every``-th one is a
-    line longer than its slot (alternately one that can fit and one that cannot)."""
+    line longer than its slot (in turn two that can fit at 1.25x and one that cannot)."""
     texts = []
+    over = (*FIT_LINES, *LONG_LINES)
     for n in range(count):
         if overflow_every and n % overflow_every == overflow_every - 1:
-            pool = FIT_LINES if (n // overflow_every) % 2 == 0 else LONG_LINES
-            texts.append(pool[0])
+            texts.append(over[(n // overflow_every) % len(over)])
         elif n % 3 == 2:
             texts.append(MEDIUM[n % len(MEDIUM)][:24])
         else:
