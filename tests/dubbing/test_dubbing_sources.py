@@ -41,11 +41,11 @@ def test_an_srt_is_one_timed_chapter_with_cue_ids_speakers_and_plain_text(
     (chapter,) = job.chapters
     assert chapter.id == "scene-1"
     # The empty cue 2 is skipped; cue 3 keeps its number.
-    assert [(l.id, l.text, l.speaker, l.start, l.end) for l in chapter.lines] == [
+    assert [(x.id, x.text, x.speaker, x.start, x.end) for x in chapter.lines] == [
         ("cue-0001", "Hello there.", "ALICE", 1.0, 2.5),
         ("cue-0003", "No speaker, 10:30 sharp.", None, 65.25, 66.0),
     ]
-    assert [l.lineno for l in chapter.lines] == [2, 10]
+    assert [x.lineno for x in chapter.lines] == [2, 10]
 
 
 def test_a_job_file_names_a_subtitle_file_with_defaults_and_fit(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_csv_start_and_end_columns_take_timecodes_or_seconds(tmp_path: Path) -> 
         encoding="utf-8",
     )
     lines = load_job(tmp_path / "d.csv", VOICE).chapters[0].lines
-    assert [(l.start, l.end, l.fit) for l in lines] == [
+    assert [(x.start, x.end, x.fit) for x in lines] == [
         (1.5, 2.75, "stretch"), (62.5, 64.0, "none"), (0.5, None, "none"),
     ]
 
