@@ -28,7 +28,7 @@ from hostile_server import (
 )
 
 from pipeline.bounds import ERROR_BODY_LIMIT, MAX_RETRY_AFTER_S, audio_body_limit
-from pipeline.client import ClientConfig, SpeechClient
+from pipeline.coze.client import ClientConfig, SpeechClient
 from pipeline.errors import (
     CODE_BAD_AUDIO,
     CODE_TIMEOUT,
