@@ -68,23 +68,33 @@ async def refit_chapter(state: ChapterState, ask: Ask) -> int:
     ``speed``; swap in the new chunk files. Returns how many lines were asked again.
 
     ``ask`` sends one chunk (through the cache, the budget and the rate limiter) and gives
-    its file, or None when it could not be had: that line keeps its first answer.
+    its file, or None when it could not be had: that line keeps its first answer. Lines that
+    repeat a text ask once: a script's repeated lines are paid for once.
     """
     found = await anyio.to_thread.run_sync(_candidates, state)
     if not found:
         return 0
     chunks = state.plan.chunks
-
-    async def one(index: int, speed: float) -> None:
+    lines: list[tuple[int, float, list[int], list[Chunk]]] = []
+    distinct: dict[tuple[str, object], Chunk] = {}
+    for index, speed in found:
         mine = [k for k, c in enumerate(chunks) if c.line_index == index]
         faster = [replace(chunks[k], params=replace(chunks[k].params, speed=speed)) for k in mine]
-        paths = [await ask(c) for c in faster]
+        lines.append((index, speed, mine, faster))
+        for chunk in faster:
+            distinct.setdefault((chunk.text, chunk.params), chunk)
+    got: dict[tuple[str, object], Path | None] = {}
+
+    async def one(key: tuple[str, object], chunk: Chunk) -> None:
+        got[key] = await ask(chunk)
+
+    async with anyio.create_task_group() as tg:
+        for key, chunk in distinct.items():
+            tg.start_soon(one, key, chunk)
+    for index, speed, mine, faster in lines:
+        paths = [got.get((c.text, c.params)) for c in faster]
         if all(p is not None for p in paths):
             for k, path in zip(mine, paths, strict=True):
                 state.parts[k] = path
             state.refits[state.plan.chapter.lines[index].id] = speed
-
-    async with anyio.create_task_group() as tg:
-        for index, speed in found:
-            tg.start_soon(one, index, speed)
     return len(found)

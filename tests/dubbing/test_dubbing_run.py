@@ -59,9 +59,9 @@ async def check_scene(make_server: MakeServer, tmp_path: Path, count: int) -> No
     elapsed = time.monotonic() - started
     assert report["status"] == "ok"
     distinct = len({text for _, _, _, text in cues})
-    # Identical requests are one request once the runner sends them once (issue 18); here
-    # every cue is at least a chunk of the plan.
+    # A request per cue; one per distinct line once identical requests are sent once (18).
     assert report["totals"]["chunks"] == count
+    assert server.stats.requests in {count, distinct}
     chapter = report["chapters"][0]
     assert chapter["output"] == "scene.wav"
     assert chapter["dubbing"]["timed"] is True
