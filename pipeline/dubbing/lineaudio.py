@@ -7,6 +7,7 @@ through PyAV (FFmpeg), like the chapter's decoding path.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.audio.avutil import av_errors
+from pipeline.audio.model import AudioError
+from pipeline.audio.wav import WAVE_FORMAT_PCM, read_wav_info
 from pipeline.audio.process import ENCODINGS, open_part
 
 Block = npt.NDArray[np.float32]  # (channels, samples)
@@ -35,6 +38,10 @@ def decode_line(
     """The line's chunk files decoded at ``rate`` in ``layout`` and joined end to end."""
     blocks: list[Block] = []
     for path in paths:
+        direct = _read_s16(path, response_format, sample_rate, rate, layout)
+        if direct is not None:
+            blocks.append(direct)
+            continue
         resampler = av.AudioResampler(format=_FORMAT, layout=layout, rate=rate)
         with av_errors(f"decoding {path.name}"), open_part(path, response_format, sample_rate) as c:
             for frame in c.decode(audio=0):
@@ -44,6 +51,33 @@ def decode_line(
     if not blocks:
         return np.zeros((channels_of(layout), 0), dtype=np.float32)
     return np.concatenate(blocks, axis=1)
+
+
+def _read_s16(path: Path, response_format: str, sample_rate: int, rate: int, layout: str
+              ) -> Block | None:
+    """16-bit mono pcm or wav already at ``rate``, read straight into floats (FFmpeg's own
+    s16 to float scale, 1/32768), or None for anything that needs FFmpeg: opening a file
+    with FFmpeg costs more than the few samples of a dubbing line."""
+    if response_format not in ("pcm", "wav") or rate != sample_rate or layout != "mono":
+        return None
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if response_format == "pcm":
+            offset, length = 0, size - size % 2
+        else:
+            try:
+                info = read_wav_info(f, size)
+            except AudioError:
+                return None  # FFmpeg will say what is wrong with it
+            if (info.format_tag, info.channels, info.bits, info.sample_rate) != (
+                WAVE_FORMAT_PCM, 1, 16, rate
+            ):
+                return None
+            offset, length = info.data_offset, info.data_size - info.data_size % 2
+        f.seek(offset)
+        data = f.read(length)
+    samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768)
+    return samples.reshape(1, -1)
 
 
 def _planar(frame: av.AudioFrame) -> Block:
