@@ -19,8 +19,8 @@ import numpy.typing as npt
 
 from pipeline.audio.avutil import av_errors
 from pipeline.audio.model import AudioError
-from pipeline.audio.wav import WAVE_FORMAT_PCM, read_wav_info
 from pipeline.audio.process import ENCODINGS, open_part
+from pipeline.audio.wav import WAVE_FORMAT_PCM, read_wav_info
 
 Block = npt.NDArray[np.float32]  # (channels, samples)
 _FORMAT = "fltp"
