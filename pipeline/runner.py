@@ -36,7 +36,7 @@ from pipeline.audio import check_audio
 from pipeline.backend import Backend
 from pipeline.budget import BudgetMeter
 from pipeline.cache import ChunkCache, OutputLock
-from pipeline.dubbing.fit import refit_chapter
+from pipeline.dubbing.fit import RunnerAsk, refit_chapter
 from pipeline.errors import (
     CODE_ASSEMBLY,
     CODE_STORAGE,
@@ -406,7 +406,7 @@ class Runner:
                 await self._assemble(self._states[ci])
 
     async def _assemble(self, state: ChapterState) -> None:
-        await refit_chapter(state, lambda chunk: self._refit(state, chunk))  # dubbing: fit speed
+        await refit_chapter(state, RunnerAsk(self, state))  # dubbing: fit speed (dubbing/fit.py)
         error = await assemble(state, self._config.output, self._config.out_dir)
         if error is not None:
             self._fail_chapter(state, error)
@@ -414,24 +414,6 @@ class Runner:
         assert state.duration_s is not None
         self._totals.audio_seconds += state.duration_s
         self._progress.chapter_done(chapter_written(state))
-
-    async def _refit(self, state: ChapterState, chunk: Chunk) -> Path | None:
-        """One chunk asked again at a new speed (dubbing's fit): the cache first, then the API
-        like any chunk; None when it cannot be had (the line keeps its first answer)."""
-        key = self._cache.key(chunk.request().body(), self._config.host_id)
-        found = await anyio.to_thread.run_sync(self._cache.get, key)
-        if found is not None:
-            self._totals.cache_hits += 1
-            return found
-        try:
-            return await self._synthesize(_Item(state.index, -1, key), chunk)
-        except BudgetExhausted as e:
-            self._stop_gracefully(e)
-        except FatalApiError as e:
-            self._stop_fatal(e)
-        except (ApiError, _Stopped, _StorageFailed) as e:
-            self._progress.message(f"{chunk.chapter_id}: line {chunk.line_id} not asked again: {e}")
-        return None
 
     async def _build_book(self) -> None:
         out_dir = self._config.out_dir

@@ -10,14 +10,16 @@ reported by the track (``LineResult.overflow_s``). Fit ``stretch`` is local: see
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from pipeline.audio import check_audio
 from pipeline.coze.speech import SPEED_RANGE
 from pipeline.dubbing.model import OVERFLOW_TOLERANCE_S, slot_of
+from pipeline.errors import ApiError, FatalApiError
 from pipeline.finishing import ChapterState
 from pipeline.planning import Chunk
 
@@ -25,7 +27,40 @@ MARGIN = 1.02
 # The API's speed field has this many decimals in practice; a finer one buys nothing.
 _SPEED_DECIMALS = 3
 
+if TYPE_CHECKING:
+    from pipeline.runner import Runner
+
 Ask = Callable[[Chunk], Awaitable[Path | None]]
+
+
+@dataclass(frozen=True)
+class RunnerAsk:
+    """``Ask`` through a runner: the cache first, then the runner's own send (in-flight slot,
+    rate limiter, budget, retries, counted in its totals), as for any chunk.
+
+    It lives here, not in the runner, to keep the concurrency core to its own concerns; it
+    uses the runner's internals on purpose, as a friend of it.
+    """
+
+    runner: Runner
+    state: ChapterState
+
+    async def __call__(self, chunk: Chunk) -> Path | None:
+        from pipeline.runner import _Item, _Stopped, _StorageFailed
+
+        run = self.runner
+        key = run._cache.key(chunk.request().body(), run._config.host_id)
+        found = await anyio.to_thread.run_sync(run._cache.get, key)
+        if found is not None:
+            run._totals.cache_hits += 1
+            return found
+        try:
+            return await run._synthesize(_Item(self.state.index, -1, key), chunk)
+        except FatalApiError as e:  # a budget spent too: let the requests in flight land
+            run._stop_gracefully(e)
+        except (ApiError, _Stopped, _StorageFailed):
+            pass  # the line keeps its first answer; the track reports what still overflows
+        return None
 
 
 def refit_speed(old: float | None, audio_s: float, slot_s: float, max_speed: float) -> float | None:
@@ -71,6 +106,8 @@ async def refit_chapter(state: ChapterState, ask: Ask) -> int:
     its file, or None when it could not be had: that line keeps its first answer. Lines that
     repeat a text ask once: a script's repeated lines are paid for once.
     """
+    if all(line.fit != "speed" for line in state.plan.chapter.lines):
+        return 0  # the usual chapter: no thread, no file read
     found = await anyio.to_thread.run_sync(_candidates, state)
     if not found:
         return 0

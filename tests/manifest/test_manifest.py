@@ -344,7 +344,11 @@ def test_job_file_pointing_at_csv_applies_its_defaults(tmp_path: Path) -> None:
     ("job", "line", "message"),
     [
         ("manifest: nothere.csv\n", 1, "manifest nothere.csv: no such file"),
-        ("manifest: sub\n", 1, "manifest sub: must end in .yaml, .yml or .csv"),
+        (
+            "manifest: sub\n",
+            1,
+            "manifest sub: must end in .yaml, .yml, .csv, .srt, .vtt, .ass or .ssa",
+        ),
         ("manifest: [a]\n", 1, "manifest must be the path of a .yaml or .csv file"),
         (
             "manifest: m.yaml\nchapters: []\n",
