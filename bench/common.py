@@ -71,9 +71,11 @@ class ServerKnobs:
     latency_ms: float = 0.0
     latency_per_byte_ms: float = 0.0
     jitter: float = 0.0
+    burst: int = 1
 
     def argv(self) -> list[str]:
         args = [
+            "--burst", str(self.burst),
             "--latency-ms", str(self.latency_ms),
             "--latency-per-byte-ms", str(self.latency_per_byte_ms),
             "--jitter", str(self.jitter),

@@ -1,5 +1,15 @@
 """Throughput against the server's rate limit: achieved requests/s over R, and the 429s.
 
+    .venv/bin/python -m bench.throughput [--quick] [--seconds 15] [--repeats 3]
+        [--rates 5,20,50] [--bursts 1,2] [--clients pipeline,old,paced,sequential]
+
+runs every client side by side on one server per (burst, R), each as its own process, with
+the limit known (``--qps R``) and unknown (``--qps 2R``), ``--repeats`` times, and prints the
+median of each figure (JSON with ``--json``). Clients: ``pipeline`` (``python -m pipeline
+run``), ``old`` (the same with the limiter before issue 18, ``bench/old_limiter.py``),
+``paced`` (aiolimiter + tenacity + semaphore, ``bench/peers.py``), ``sequential`` (the cozepy
+README loop, limit known only, a few lines: it is latency-bound, not rate-bound).
+
 For each R, one server process (tone engine, the latency model, ``--qps R``) and one job of
 ``chunks`` lines of 100-300 bytes (wav at 16 kHz: no encoding cost on the server). The
 pipeline runs twice as a user runs it: (a) ``--qps R``, the true limit; (b) ``--qps 2R``,
@@ -10,20 +20,30 @@ is reported beside it.
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import shutil
+import statistics
+import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from bench.common import (
+    LATENCY_MODEL,
+    TOKEN,
     BenchServer,
     PipelineSettings,
     ServerFigures,
+    bench_server,
     line_texts,
+    run_child,
     run_pipeline,
     split_evenly,
     write_job,
@@ -165,3 +185,138 @@ def limiter_alone(limit: float, seconds: float = 2.0) -> float:
     """Tokens/s of the pipeline's limiter on an idle event loop, over R: its own pacing."""
     rate = anyio.run(_limiter_alone, limit, max(2, round(limit * seconds)))
     return round(rate / limit, 4)
+
+
+# ---------------------------------------------------------------- side by side
+
+
+CLIENTS = ("pipeline", "old", "paced", "sequential")
+SEQUENTIAL_LINES = 12
+KNOWN, UNKNOWN = "known", "2x"
+
+
+def run_module(
+    module: str, job: Path, server: BenchServer, qps: float, concurrency: int, out_dir: Path
+) -> dict[str, Any]:
+    """``python -m MODULE run JOB`` (the pipeline's CLI, or the old limiter's wrapper)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    server.reset()
+    argv = [
+        sys.executable, "-m", module, "run", str(job), "--base-url", server.base_url,
+        "-o", str(out_dir), *PipelineSettings(qps, concurrency).argv(),
+    ]  # fmt: skip
+    child = run_child(argv, cwd=out_dir, env={"COZE_API_TOKEN": TOKEN})
+    report_path = out_dir / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    failed = sum(c["chunks"] for c in report.get("chapters", []) if c["status"] != "ok")
+    delivered = int(report.get("totals", {}).get("chunks", 0)) - failed
+    if child.returncode != 0:
+        sys.stderr.write(f"{module} exited {child.returncode}: {child.stderr[-1000:]}\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return {"wall_s": child.wall_s, "delivered": delivered, "cpu_s": child.cpu_s}
+
+
+def one_run(
+    client: str, server: BenchServer, job: Path, texts: list[str], limit: float, mode: str,
+    work: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """One client once: server answers/s over R, 429 share, end-to-end lines/s over R."""
+    from bench.peers import run_peer
+
+    qps = limit if mode == KNOWN else 2 * limit
+    concurrency = concurrency_for(limit)
+    if client in ("pipeline", "old"):
+        module = "pipeline" if client == "pipeline" else "bench.old_limiter"
+        run = run_module(module, job, server, qps, concurrency, work / client)
+        lines = len(texts)
+    else:
+        lines = SEQUENTIAL_LINES if client == "sequential" else len(texts)
+        peer = run_peer(server, client, texts[:lines], work / client, concurrency, qps)
+        run = {"wall_s": peer["wall_s"], "delivered": peer["delivered"], "cpu_s": 0.0}
+    figures = ServerFigures.of(server.stats())
+    return {
+        "ratio": figures.rate / limit,
+        "share_429": figures.rate_limited / max(figures.requests, 1),
+        "end_to_end": run["delivered"] / run["wall_s"] / limit,
+        "delivered_share": run["delivered"] / lines,
+    }
+
+
+def side_by_side(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """Every (burst, R, mode, client), ``repeats`` times interleaved; medians."""
+    rows: list[dict[str, Any]] = []
+    for burst in args.bursts:
+        for limit in args.rates:
+            lines = max(20, round(limit * args.seconds))
+            texts = line_texts(lines)
+            job = write_job(work / f"job{lines}", split_evenly(texts, CHAPTERS))
+            knobs = replace(LATENCY_MODEL, qps=limit, burst=burst)
+            with bench_server(knobs) as server:
+                runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+                for _ in range(args.repeats):
+                    for mode in (KNOWN, UNKNOWN):
+                        for client in args.clients:
+                            if client == "sequential" and mode == UNKNOWN:
+                                continue
+                            figures = one_run(client, server, job, texts, limit, mode, work)
+                            runs.setdefault((mode, client), []).append(figures)
+                            print(f"burst {burst} R {limit:g} {mode} {client}: "
+                                  f"{_short(figures)}", file=sys.stderr, flush=True)  # fmt: skip
+            for (mode, client), found in runs.items():
+                rows.append(
+                    {"burst": burst, "R": limit, "mode": mode, "client": client, "lines": lines,
+                     "runs": len(found)}
+                    | {k: round(statistics.median(f[k] for f in found), 4) for k in found[0]}
+                )  # fmt: skip
+    return rows
+
+
+def _short(figures: dict[str, Any]) -> str:
+    return " ".join(f"{k} {v:.3f}" for k, v in figures.items())
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    from bench.common import markdown_table
+
+    return markdown_table(
+        ["burst", "R", "--qps", "client", "server /R", "429 %", "end to end /R", "delivered"],
+        [
+            (r["burst"], r["R"], "R" if r["mode"] == KNOWN else "2R", r["client"], r["ratio"],
+             round(100 * r["share_429"], 2), r["end_to_end"], r["delivered_share"])
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="6 s of work per run, 1 repeat")
+    p.add_argument("--seconds", type=float, default=15.0, help="lines per run: R x this")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rates", default="5,20,50")
+    p.add_argument("--bursts", default="1,2")
+    p.add_argument("--clients", default=",".join(CLIENTS))
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seconds, args.repeats = 6.0, 1
+    args.rates = [float(r) for r in args.rates.split(",")]
+    args.bursts = [int(b) for b in args.bursts.split(",")]
+    args.clients = [c for c in args.clients.split(",") if c]
+    unknown = set(args.clients) - set(CLIENTS)
+    if unknown:
+        p.error(f"unknown client(s): {', '.join(sorted(unknown))}; known: {', '.join(CLIENTS)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="tts-throughput-") as tmp:
+        rows = side_by_side(args, Path(tmp))
+    print(json.dumps(rows, indent=1) if args.json else table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

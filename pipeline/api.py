@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from pipeline.settings import (
 from pipeline.speech import SpeechParams
 
 if TYPE_CHECKING:
+    from pipeline.books.importing import Imported
     from pipeline.coze.client import SpeechClient, Voice
     from pipeline.planning import ChapterPlan, Plan
     from pipeline.progress import Progress
@@ -45,9 +46,18 @@ if TYPE_CHECKING:
     from pipeline.sharding import Shard
 
 
-def load(source: Path, overrides: Overrides = NO_OVERRIDES, shard: Shard | None = None) -> Job:
-    """The job in ``source``, only the chapters of ``shard`` when given."""
-    job = load_job(source, overrides)
+def load(
+    source: Path,
+    overrides: Overrides = NO_OVERRIDES,
+    shard: Shard | None = None,
+    voice_languages: Mapping[str, str] | None = None,
+) -> Job:
+    """The job in ``source``, only the chapters of ``shard`` when given.
+
+    ``voice_languages`` (voice_id -> language_code, e.g. from ``voices``) gives a line that
+    sets no ``language`` the language of its voice (for ``normalize`` and the lexicon).
+    """
+    job = load_job(source, overrides, voice_languages)
     if shard is None:
         return job
     from pipeline.sharding import select_shard
@@ -206,6 +216,11 @@ def plan_json(found_plan: Plan, qps: float, found: CacheLookup) -> dict[str, Any
             "min_seconds": round(requests / qps, 3),
         },
         "chapters": [_chapter_json(cp) for cp in found_plan.chapters],
+        "skipped": [
+            {"file": s.file, "line": s.line, "reason": s.reason, "text": s.text}
+            for s in found_plan.job.skipped
+        ],
+        "notes": list(found_plan.job.notes),
     }
 
 
@@ -230,4 +245,13 @@ def _chapter_json(cp: ChapterPlan) -> dict[str, Any]:
     }
 
 
-__all__: Sequence[str] = ["SayResult", "load", "plan", "plan_json", "run_job", "say", "voices"]
+def import_book(source: Path, out: Path, **options: Any) -> Imported:
+    """``source`` (.epub, .txt) written to ``out`` as an editable job; see books.importing."""
+    from pipeline.books.importing import import_book as write
+
+    return write(source, out, **options)
+
+
+__all__: Sequence[str] = [
+    "SayResult", "import_book", "load", "plan", "plan_json", "run_job", "say", "voices",
+]

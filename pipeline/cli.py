@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
+from pipeline.cli_books import cmd_import, local_voice_languages, print_skipped
 from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, UsageError
 from pipeline.formats import FILE_EXTENSIONS, SAY_FORMATS
 from pipeline.settings import (
@@ -166,7 +167,8 @@ def _plan(args: argparse.Namespace, job: Job) -> Plan:
 def _load(args: argparse.Namespace) -> Job:
     from pipeline import api
 
-    return api.load(args.source, _overrides(args), getattr(args, "shard", None))
+    languages = local_voice_languages(args)
+    return api.load(args.source, _overrides(args), getattr(args, "shard", None), languages)
 
 
 # ---------------------------------------------------------------- commands
@@ -192,15 +194,17 @@ def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
         print(json.dumps(api.plan_json(plan, qps, found), ensure_ascii=False, indent=2))
     else:
         print_plan(plan, qps, found)
+        print_skipped(job)
     return 0
 
 
 def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
     for cp in plan.chapters:
         chars = sum(c.characters for c in cp.chunks)
+        title = f": {cp.chapter.title}" if cp.chapter.title else ""
         print(
             f"{cp.chapter.id}: {len(cp.chapter.lines)} lines, {len(cp.chunks)} chunks, "
-            f"{chars} characters, {cp.response_format} {cp.sample_rate} Hz"
+            f"{chars} characters, {cp.response_format} {cp.sample_rate} Hz{title}"
         )
     requests = plan.chunk_count - found.hits
     print(
@@ -416,6 +420,7 @@ COMMANDS = {
     "voices": cmd_voices,
     "merge-reports": cmd_merge_reports,
     "serve-local": cmd_serve_local,
+    "import": cmd_import,
 }
 
 

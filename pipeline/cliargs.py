@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from pipeline.cli_books import add_import_parser
 from pipeline.formats import FORMATS
 from pipeline.settings import (
     BACKENDS,
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_say(sub)
     _add_other_commands(sub)
+    add_import_parser(sub)
     return parser
 
 

@@ -1,63 +1,83 @@
-"""Request-rate limiting for a run: a token bucket whose rate adapts to rate-limit answers.
+"""Request-rate limiting for a run: a schedule in virtual time whose rate adapts to refusals.
 
-Every attempt (first tries and retries alike) takes a token from one bucket per run. Tokens
-refill at ``current_qps`` up to ``burst``; waiters are served in arrival order. The rate follows
-AIMD, as TCP congestion control does:
+Every attempt (first tries and retries alike) takes a token from one limiter per run; waiters
+are served in arrival order.
 
-- a rate-limit answer multiplies ``current_qps`` by ``decrease`` (never below the floor) and,
-  with a Retry-After, pauses the whole run: no token is handed out before it has passed;
-- a success raises the rate again, never above the ceiling ``qps``, by ``increase_per_s`` for
-  every second of successes, except where the limiter has learnt better (below).
+**Schedule (GCRA).** Tokens follow a theoretical arrival time ``TAT`` that advances by one
+interval ``1/rate`` per token; a token may go at ``TAT - (burst - 1) / ceiling`` (a time, so
+a slower rate does not widen the burst). A waiter that wakes late (the event loop was busy)
+is booked at the instant it was due, not at the instant it woke, so the next token comes
+that much sooner: lateness is made up (at most one interval of it) instead of lost. Idle
+time is not made up: a token taken without waiting is booked when taken. A known limit
+(``qps``) is paced ``margin`` under, so that timing noise between client and server does not
+show as requests over the limit.
 
-What a refusal teaches: the rate it came at (``refused_qps``) is too fast. After the first
-decrease the run keeps its new rate for ``settle_s``; a rate kept that long without a refusal
-is known good (``good_qps``). From then on the rate searches between the two: it climbs to
-the midpoint (at most ``headroom`` under the refused rate) and, once that holds for
-``settle_s``, takes it as the new good rate; a refusal on the way sets a new refused rate
-and drops the run straight back to the good rate, not lower. When good and refused are less
-than ``headroom`` apart the run stays at the good rate for ``hold_s``, then probes higher
-again by ``increase_per_s``; reaching the refused rate without a refusal forgets both.
+**Burst tolerance, learnt.** Making up lateness sends two requests closer than one interval.
+A server that keeps a burst of two tolerates that; a burst-1 server refuses it. Each token
+records whether it went early that way; a refusal of such a token, while refusals are
+isolated, teaches a minimum gap instead of slowing down: first ``1 - margin / 2`` of an
+interval (lateness is made up within the margin only), then a whole interval.
 
-Why: every refusal costs the whole run its Retry-After (servers round it up to whole
-seconds) and, with plain AIMD, half its rate. Plain AIMD climbs straight back into the
-server's limit and pays that every few seconds; the search finds the limit in two or three
-refusals and then runs just under it.
+**Rate: noise or limit.** A refusal of a token that went on schedule says the rate is too
+fast, or that one request met timing noise (a burst-1 server refuses any request that
+arrives a hair early, and a loaded machine delays one request more than the next). They are
+told apart by what follows. A refusal after a clean run (no dip or limit for 50 intervals,
+at least 2 s) is a dip: ``noise_step`` lower for ``max(2 settle_s, 20 intervals)``, then
+back, and the search below is untouched. Refused again before a clean run, or
+``limit_refusals`` close together (ten intervals), is a limit: ``decrease`` from the rate
+the first of them came at; one more refusal on schedule within ten intervals of a limit is
+another limit (the descent from a far too high ``qps`` costs one refusal a step, not three).
 
-One burst, one decrease. When the server starts refusing, every request already in flight may
-come back 429; those answers describe the old rate, not the new one, so they must not halve it
-again. The rule: a rate-limit answer decreases the rate only if its request was sent after the
-last decrease. Requests are identified by the ticket ``acquire()`` returns (pass it back as
-``on_rate_limited(..., ticket=t)``). A caller that has no ticket gets the next best rule: after a
-decrease, further rate-limit answers are ignored for one token interval at the new rate.
-Ignored answers still honour their Retry-After.
+**Search.** After a limit the rate searches between the last good rate and the refused one:
+it climbs to the midpoint (at most ``headroom`` under the refused rate) and, once that holds
+for ``settle_s``, takes it as the new good rate; a limit on the way sets a new refused rate
+and drops the run back to the good rate. When good and refused are within ``headroom`` the
+run holds the good rate, then probes higher by ``increase_per_s``; reaching the refused rate
+without a limit forgets both. The hold starts at ``max(2 settle_s, 40 intervals)`` and doubles
+(up to ``hold_s``) each time the same rate is refused again below the ceiling: a real limit is
+probed rarely.
+
+**One burst, one decrease.** When the server starts refusing, every request already sent may
+come back 429; those describe the old rate, not the new one. A refusal changes the rate only
+if its request was sent after the last change (the ticket ``acquire()`` returns, passed back
+as ``on_rate_limited(..., ticket=t)``). Without a ticket: after a change, refusals within one
+interval at the new rate are ignored. Every refusal honours the certain part of Retry-After
+(whole seconds rounded up: "N" means a wait in (N-1, N]): no token before it has passed.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
 
 from pipeline.errors import ConfigError
+from pipeline.rate_search import RateSearch
 
-# Float rounding must not turn "exactly one token" into an endless run of tiny sleeps.
+# Float rounding must not turn "exactly on time" into an endless run of tiny sleeps.
 _EPSILON = 1e-9
+MIN_QPS = 0.01
+MAX_QPS = 10_000.0
+# Tickets remembered for classifying their refusals: far more than can be in flight at once.
+_TICKET_MEMORY = 8192
 
 
 @dataclass(frozen=True)
 class RateLimit:
     """How fast a run may start requests.
 
-    ``qps`` is the ceiling, ``burst`` the bucket's capacity, ``min_qps`` the floor that
-    decreases stop at (a ``qps`` below it is its own floor), ``decrease`` the factor applied on
-    a rate-limit answer, ``increase_per_s`` the additive recovery per second of successes
-    (``None``: ``qps / 10``, so half the ceiling recovers in about 5 s), ``max_pause_s`` the
-    longest Retry-After honoured (a bad header must not stall a run for hours); ``settle_s``,
-    ``headroom`` and ``hold_s`` steer the search for the server's limit after a refusal
-    (module docstring).
+    ``qps`` is the ceiling (the server's limit when known), paced ``margin`` under; ``burst``
+    the requests that may start back to back; ``min_qps`` the floor that decreases stop at (a
+    ``qps`` below it is its own floor); ``decrease`` the factor for a limit (several refusals
+    close together) and ``noise_step`` the step for an isolated refusal; ``limit_refusals`` how
+    many make "several"; ``increase_per_s`` the recovery per second of successes (``None``:
+    ``qps / 10``); ``max_pause_s`` the longest Retry-After honoured (a bad header must not stall
+    a run for hours); ``settle_s``, ``headroom`` and ``hold_s`` steer the search for the
+    server's limit (module docstring).
     """
 
     qps: float = 5.0
@@ -69,6 +89,9 @@ class RateLimit:
     settle_s: float = 1.0
     headroom: float = 0.03
     hold_s: float = 30.0
+    margin: float = 0.02
+    noise_step: float = 0.03
+    limit_refusals: int = 3
 
     def __post_init__(self) -> None:
         problems = self._problems()
@@ -77,24 +100,35 @@ class RateLimit:
 
     def _problems(self) -> list[str]:
         problems = []
-        if not _positive(self.qps):
-            problems.append(f"qps must be a number above 0 (got {self.qps!r})")
-        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
-            problems.append(f"burst must be a whole number of at least 1 (got {self.burst!r})")
-        if not _positive(self.min_qps):
-            problems.append(f"min_qps must be a number above 0 (got {self.min_qps!r})")
-        if not (_positive(self.decrease) and self.decrease < 1):
-            problems.append(f"decrease must be between 0 and 1 (got {self.decrease!r})")
-        if self.increase_per_s is not None and not _positive(self.increase_per_s):
-            problems.append(f"increase_per_s must be above 0 (got {self.increase_per_s!r})")
-        if not (_positive(self.max_pause_s) or self.max_pause_s == 0):
-            problems.append(f"max_pause_s must be 0 or more (got {self.max_pause_s!r})")
-        if not (_positive(self.headroom) or self.headroom == 0) or not self.headroom < 1:
-            problems.append(f"headroom must be from 0 to below 1 (got {self.headroom!r})")
-        for name in ("settle_s", "hold_s"):
+        if not (_number(self.qps) and MIN_QPS <= self.qps <= MAX_QPS):
+            problems.append(
+                f"qps must be a number from {MIN_QPS:g} to {MAX_QPS:,.0f} requests per second "
+                f"(got {self.qps!r})"
+            )
+        for name, low in (("burst", 1), ("limit_refusals", 2)):
             value = getattr(self, name)
-            if not (_positive(value) or value == 0):
-                problems.append(f"{name} must be 0 or more (got {value!r})")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                problems.append(f"{name} must be a whole number of at least {low} (got {value!r})")
+        if not (_number(self.min_qps) and MIN_QPS <= self.min_qps <= MAX_QPS):
+            problems.append(
+                f"min_qps must be from {MIN_QPS:g} to {MAX_QPS:,.0f} (got {self.min_qps!r})"
+            )
+        for name in ("decrease", "noise_step"):
+            value = getattr(self, name)
+            if not (_number(value) and 0 < value < 1):
+                problems.append(f"{name} must be between 0 and 1 (got {value!r})")
+        if self.increase_per_s is not None and not (
+            _number(self.increase_per_s) and self.increase_per_s > 0
+        ):
+            problems.append(f"increase_per_s must be above 0 (got {self.increase_per_s!r})")
+        for name in ("headroom", "margin"):
+            value = getattr(self, name)
+            if not (_number(value) and 0 <= value < 0.5):
+                problems.append(f"{name} must be from 0 to below 0.5 (got {value!r})")
+        for name in ("max_pause_s", "settle_s", "hold_s"):
+            value = getattr(self, name)
+            if not (_number(value) and value >= 0):
+                problems.append(f"{name} must be 0 or more seconds (got {value!r})")
         return problems
 
     @property
@@ -103,18 +137,18 @@ class RateLimit:
         return min(self.min_qps, self.qps)
 
     @property
+    def ceiling(self) -> float:
+        """The highest rate paced: ``qps`` less the margin."""
+        return self.qps * (1.0 - self.margin)
+
+    @property
     def recovery_per_s(self) -> float:
         """Requests per second added back for every second of successes."""
         return self.qps / 10 if self.increase_per_s is None else self.increase_per_s
 
 
-def _positive(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 DEFAULT_RATE_LIMIT = RateLimit()
@@ -125,16 +159,47 @@ class LimiterStats:
     """A snapshot of what the limiter has done so far."""
 
     acquired: int
-    decreases: int
+    decreases: int  # rate changes down, noise steps and limits alike
     ignored: int  # rate-limit answers that did not decrease the rate (same burst)
     pauses: int  # Retry-After pauses that started or extended the run's pause
     current_qps: float
     refused_qps: float | None = None  # the last rate the server refused, while remembered
     good_qps: float | None = None  # the last rate kept for settle_s without a refusal
+    noise_steps: int = 0  # isolated refusals: a small step
+    limits: int = 0  # several refusals close together: a real decrease
+    min_gap: float = 0.0  # learnt: the shortest gap between tokens, in intervals
+    made_up_s: float = 0.0  # lateness of the event loop made up by the schedule
+
+
+# The minimum gap between two tokens, in intervals, as the server's refusals teach it.
+def _gap_levels(margin: float) -> tuple[float, ...]:
+    return (0.0, 1.0 - margin / 2, 1.0)
+
+
+class _Tickets:
+    """For each recent ticket: the rate it was paced at and whether it went early."""
+
+    def __init__(self) -> None:
+        self._first = 1
+        self._rates: deque[float] = deque(maxlen=_TICKET_MEMORY)
+        self._early: deque[bool] = deque(maxlen=_TICKET_MEMORY)
+
+    def add(self, ticket: int, rate: float, early: bool) -> None:
+        if len(self._rates) == _TICKET_MEMORY:
+            self._first += 1
+        self._rates.append(rate)
+        self._early.append(early)
+        assert ticket == self._first + len(self._rates) - 1
+
+    def get(self, ticket: int | None) -> tuple[float, bool] | None:
+        if ticket is None or not 0 <= ticket - self._first < len(self._rates):
+            return None
+        i = ticket - self._first
+        return self._rates[i], self._early[i]
 
 
 class AdaptiveRateLimiter:
-    """A token bucket in front of every attempt, slowed down by rate-limit answers.
+    """Tokens on a schedule in front of every attempt, slowed down by rate-limit answers.
 
     Use one per run, from the tasks of one event loop (anyio, asyncio backend). ``clock`` and
     ``sleep`` are injectable so tests can run on a fake clock.
@@ -153,21 +218,25 @@ class AdaptiveRateLimiter:
         # anyio's Lock hands itself to the longest waiter on release: waiters are served FIFO.
         self._lock = anyio.Lock()
         now = clock()
-        self._qps = limit.qps
-        self._tokens = float(limit.burst)
-        self._refilled_at = now  # self._tokens is the bucket's level at this instant
+        self._search = RateSearch(limit, now)
+        self._tolerance = (limit.burst - 1) / limit.ceiling
+        self._tat = now - self._tolerance  # the schedule (GCRA)
+        self._last_issue: float | None = None
         self._paused_until = now
-        self._changed_at = now  # last decrease or increase: recovery counts from here
+        self._gap_levels = _gap_levels(limit.margin)
+        self._gap_level = 0
+        self._gap_learnt_at: tuple[float, int] | None = None  # (when, level before)
+        self._tickets = _Tickets()
+        self._recent: deque[float] = deque()  # refusals since the last limit, for density
         self._issued = 0
-        self._decreased_at: float | None = None
-        self._issued_at_decrease = 0
-        self._decreases = 0
-        self._ignored = 0
-        self._pauses = 0
-        self._refused_qps: float | None = None  # too fast: the rate of the last refusal
-        self._good_qps: float | None = None  # kept for settle_s without a refusal
-        self._settle_until: float | None = None  # after a plain decrease: keep the rate
-        self._held_since: float | None = None  # when the rate reached its current target
+        self._changed_at: float | None = None  # last decrease (for callers without tickets)
+        self._issued_at_change = 0
+        self._issued_at_limit = 0
+        self._limit_at: float | None = None
+        self._last_refusal: float | None = None  # the last dip or limit
+        self._cluster_rate: float | None = None  # the rate the first refusal of a cluster came at
+        self._decreases = self._ignored = self._pauses = self._noise = self._limits = 0
+        self._made_up = 0.0
 
     @property
     def limit(self) -> RateLimit:
@@ -175,7 +244,7 @@ class AdaptiveRateLimiter:
 
     @property
     def current_qps(self) -> float:
-        return self._qps
+        return self._search.qps
 
     @property
     def stats(self) -> LimiterStats:
@@ -184,9 +253,13 @@ class AdaptiveRateLimiter:
             decreases=self._decreases,
             ignored=self._ignored,
             pauses=self._pauses,
-            current_qps=self._qps,
-            refused_qps=self._refused_qps,
-            good_qps=self._good_qps,
+            current_qps=self._search.qps,
+            refused_qps=self._search.refused,
+            good_qps=self._search.good,
+            noise_steps=self._noise,
+            limits=self._limits,
+            min_gap=self._gap_levels[self._gap_level],
+            made_up_s=self._made_up,
         )
 
     async def acquire(self) -> int:
@@ -196,25 +269,22 @@ class AdaptiveRateLimiter:
         Cancelling a waiter consumes no token.
         """
         async with self._lock:
+            due: float | None = None
             # Re-check after every sleep: a pause or a decrease may have come in meanwhile.
-            while (wait := self._wait_time(self._clock())) > 0:
+            while (wait := self._wait_time(now := self._clock())) > 0:
+                due = now + wait
                 await self._sleep(wait)
-            self._tokens -= 1.0
-            self._issued += 1
+            self._issue(self._clock(), due)
             return self._issued
 
     def on_rate_limited(
         self, retry_after: float | None = None, *, ticket: int | None = None
     ) -> None:
-        """The server refused an attempt for its rate: slow down, and pause if it said so."""
+        """The server refused an attempt for its rate: learn, slow down, pause if it said so."""
         now = self._clock()
-        self._refill(now)
-        if self._is_new_signal(now, ticket):
-            self._decrease(now)
-        else:
-            self._ignored += 1
+        self._classify(now, ticket)
         # No saved-up burst into a server that has just refused.
-        self._tokens = min(self._tokens, 1.0)
+        self._tat = max(self._tat, now + self._tolerance)
         # Retry-After is whole seconds rounded up, so N means "somewhere in (N-1, N]". The
         # refused request itself waits the full N (the runner's retry does); the rest of the
         # run pauses only for the part that is certain. Pausing everyone for a "1" that
@@ -225,107 +295,110 @@ class AdaptiveRateLimiter:
 
     def on_success(self) -> None:
         """An attempt got through: raise the rate by the time passed since the last change."""
-        now = self._clock()
-        if now <= self._changed_at:
-            return  # still inside a pause, or no time has passed
-        self._refill(now)
-        self._qps = self._raised(now)
-        self._changed_at = now
-
-    def _raised(self, now: float) -> float:
-        """The rate after successes from ``_changed_at`` to ``now`` (see the module docstring)."""
-        limit = self._limit
-        start = self._changed_at
-        if self._settle_until is not None:
-            if now < self._settle_until:
-                return self._qps
-            start = max(start, self._settle_until)
-            self._settle_until = None
-            self._good_qps = self._qps
-            self._held_since = start
-        refused = self._refused_qps
-        if refused is None:
-            return min(limit.qps, self._qps + limit.recovery_per_s * (now - start))
-        target = self._target(refused)
-        if self._qps < target:
-            climbed = self._qps + limit.recovery_per_s * (now - start)
-            if climbed < target:
-                return climbed
-            self._held_since = now
-            return target
-        if self._held_since is None:
-            self._held_since = start
-        if self._good_qps is None or target > self._good_qps:
-            # Still searching: a target kept for settle_s is good, and the next one is higher.
-            if now - self._held_since >= limit.settle_s:
-                self._good_qps = self._qps
-                self._held_since = now
-            return self._qps
-        probe_from = max(start, self._held_since + limit.hold_s)
-        if now <= probe_from:
-            return self._qps
-        raised = min(limit.qps, self._qps + limit.recovery_per_s * (now - probe_from))
-        if raised >= refused:
-            # The server takes now what it refused then: start learning afresh.
-            self._refused_qps = self._good_qps = None
-        return raised
-
-    def _target(self, refused: float) -> float:
-        """Where the rate climbs to while a refused rate is remembered."""
-        limit = self._limit
-        below = refused * (1.0 - limit.headroom)
-        good = self._good_qps
-        if good is None:
-            target = below
-        elif refused - good <= limit.headroom * refused:
-            target = good  # close enough: stay at the good rate
-        else:
-            target = min((good + refused) / 2, below)
-        return min(limit.qps, max(limit.floor, target))
+        self._search.raise_to(self._clock())
 
     def _wait_time(self, now: float) -> float:
-        self._refill(now)
-        paused = self._paused_until - now
-        if paused > _EPSILON:
-            return paused
-        missing = 1.0 - self._tokens
-        return missing / self._qps if missing > _EPSILON else 0.0
+        interval = 1.0 / self._search.qps
+        earliest = max(self._tat - self._tolerance, self._paused_until)
+        if self._last_issue is not None:
+            earliest = max(
+                earliest, self._last_issue + self._gap_levels[self._gap_level] * interval
+            )
+        wait = earliest - now
+        return wait if wait > _EPSILON else 0.0
 
-    def _refill(self, now: float) -> None:
-        if now > self._refilled_at:
-            gained = (now - self._refilled_at) * self._qps
-            self._tokens = min(float(self._limit.burst), self._tokens + gained)
-            self._refilled_at = now
+    def _issue(self, now: float, due: float | None) -> None:
+        interval = 1.0 / self._search.qps
+        # A waiter that woke late is booked when it was due (at most one interval back): the
+        # next token comes that much sooner. A token taken without waiting is booked now.
+        booked = now if due is None else max(due, now - interval)
+        self._made_up += now - booked
+        self._tat = max(self._tat, booked) + interval
+        early = self._last_issue is not None and now - self._last_issue < interval * (1 - 1e-6)
+        self._last_issue = now
+        self._issued += 1
+        self._tickets.add(self._issued, self._search.qps, early)
+
+    def _classify(self, now: float, ticket: int | None) -> None:
+        """Tell a refusal of an early token, a noise refusal and a limit apart (docstring)."""
+        if self._before_last_limit(now, ticket):
+            self._ignored += 1  # sent before the last limit: already answered for
+            return
+        record = self._tickets.get(ticket)
+        rate, early = record if record is not None else (self._search.qps, False)
+        window = self._window()
+        while self._recent and now - self._recent[0] > window:
+            self._recent.popleft()
+        if not self._recent:
+            self._cluster_rate = rate
+        self._recent.append(now)
+        # Refused right after a limit: still over it, keep descending. Early or not: while
+        # the rate is over the limit, an early token says nothing about the server's burst.
+        descending = self._limit_at is not None and now - self._limit_at < window
+        lesson = early and (self._limit_at is None or now - self._limit_at >= self._clean_s())
+        if descending or len(self._recent) >= self._limit.limit_refusals:
+            self._on_limit(now)
+        elif lesson and self._gap_level + 1 < len(self._gap_levels):
+            learnt = self._gap_learnt_at
+            if learnt is None or now - learnt[0] > window:
+                self._gap_learnt_at = (now, self._gap_level)  # the level before this cluster
+            self._gap_level += 1
+            self._ignored += 1
+        elif not self._is_new_signal(now, ticket):
+            self._ignored += 1
+        elif self._last_refusal is not None and now - self._last_refusal < self._clean_s():
+            self._on_limit(now)  # refused again before a clean run: several, if spread out
+        else:
+            self._last_refusal = now
+            self._noise += 1
+            self._search.dip(now, 1.0 - self._limit.noise_step, self._dip_s())
+            self._changed_at = now
+            self._issued_at_change = self._issued
+            self._decreases += 1
+
+    def _before_last_limit(self, now: float, ticket: int | None) -> bool:
+        if ticket is not None:
+            return ticket <= self._issued_at_limit
+        return self._limit_at is not None and now - self._limit_at < 1.0 / self._search.qps
+
+    def _window(self) -> float:
+        # Ten intervals: three refusals in ten tokens is a refusal rate no timing noise makes.
+        return 10.0 / self._search.qps
+
+    def _clean_s(self) -> float:
+        # A clean run: fifty intervals (at least 2 s) without a refusal on schedule.
+        return max(2.0, 50.0 / self._search.qps)
+
+    def _dip_s(self) -> float:
+        # Long enough to let a burst of timing noise pass, short enough to cost little.
+        return max(2 * self._limit.settle_s, 20.0 / self._search.qps)
+
+    def _on_limit(self, now: float) -> None:
+        # Several refusals close together: the rate is over the limit, and any gap learnt
+        # from them meanwhile was the rate's doing, not the server's burst.
+        learnt = self._gap_learnt_at
+        if learnt is not None and now - learnt[0] <= self._window():
+            self._gap_level = learnt[1]
+        self._gap_learnt_at = None
+        self._limits += 1
+        self._last_refusal = now
+        refused = self._cluster_rate or self._search.qps
+        self._decrease(now, refused, self._limit.decrease)
+        self._issued_at_limit = self._issued
+        self._limit_at = now
+        self._recent.clear()
 
     def _is_new_signal(self, now: float, ticket: int | None) -> bool:
-        if self._decreased_at is None:
+        if self._changed_at is None:
             return True
         if ticket is not None:
-            return ticket > self._issued_at_decrease
-        return now - self._decreased_at >= 1.0 / self._qps
+            return ticket > self._issued_at_change
+        return now - self._changed_at >= 1.0 / self._search.qps
 
-    def _decrease(self, now: float) -> None:
-        refused = self._qps
-        self._refused_qps = refused
-        self._held_since = None
-        good = self._good_qps
-        if good is not None and good < refused:
-            # Back to the last rate that held, no lower: the limit lies between the two.
-            self._qps = good
-            self._settle_until = None
-        elif good is not None:
-            # The good rate was refused after all (a large server burst hides a small excess
-            # for a while): the limit is just under it, not at half of it.
-            self._good_qps = None
-            self._qps = max(self._limit.floor, refused * (1.0 - self._limit.headroom))
-            self._settle_until = now + self._limit.settle_s
-        else:
-            self._good_qps = None
-            self._qps = max(self._limit.floor, refused * self._limit.decrease)
-            self._settle_until = now + self._limit.settle_s
-        self._decreased_at = now
-        self._issued_at_decrease = self._issued
-        self._changed_at = max(self._changed_at, now)
+    def _decrease(self, now: float, refused: float, factor: float) -> None:
+        self._search.decrease(now, refused, factor)
+        self._changed_at = now
+        self._issued_at_change = self._issued
         self._decreases += 1
 
     def _pause(self, now: float, seconds: float) -> None:
@@ -334,13 +407,6 @@ class AdaptiveRateLimiter:
             return
         self._pauses += 1
         self._paused_until = until
-        # The bucket fills during the pause as usual, but only up to one token: after the
-        # pause the run restarts at its rate, not with a burst.
-        start = max(now, self._refilled_at)
-        self._tokens = min(1.0, self._tokens + (until - start) * self._qps)
-        self._refilled_at = until
-        # Time spent paused is not time spent succeeding: recovery starts after the pause,
-        # and a rate is not known good before it has been kept for settle_s after it.
-        self._changed_at = max(self._changed_at, until)
-        if self._settle_until is not None:
-            self._settle_until = max(self._settle_until, until + self._limit.settle_s)
+        # After the pause the run restarts at its rate, not with a burst.
+        self._tat = max(self._tat, until + self._tolerance)
+        self._search.paused(until)

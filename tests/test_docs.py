@@ -232,6 +232,7 @@ KEY_TABLES = {
     "CSV_COLUMNS": "### Columns",
     "OUTPUT_KEYS": "### Output settings",
     "RUN_KEYS": "### Run settings",
+    "BOOK_KEYS": "### Book settings",
 }
 
 

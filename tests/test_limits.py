@@ -1,4 +1,5 @@
-"""The adaptive rate limiter: bucket bound, FIFO, decrease, pause, recovery (mostly fake time)."""
+"""The adaptive rate limiter: schedule, FIFO, lateness, burst learning, noise vs limit, pause,
+recovery (fake time, deterministic; one real-time test)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,18 @@ from pipeline.limits import DEFAULT_RATE_LIMIT, AdaptiveRateLimiter, RateLimit
 
 
 def _classic(**fields: Any) -> RateLimit:
-    """The arithmetic of these unit tests: halve on refusal, settle 2 s, search to 10 % under.
+    """The arithmetic of these unit tests: no margin, halve on a limit, settle 2 s, search to
+    10 % under, holds of exactly hold_s.
 
-    The defaults are tuned by the benchmarks (docs/benchmarks.md); the rules are the same.
+    The defaults are tuned by the benchmarks (bench/throughput.py); the rules are the same.
     """
-    return RateLimit(**{"decrease": 0.5, "settle_s": 2.0, "headroom": 0.1, **fields})
+    return RateLimit(**{"decrease": 0.5, "settle_s": 2.0, "headroom": 0.1, "margin": 0.0, **fields})
+
+
+def refuse_hard(limiter: AdaptiveRateLimiter, retry_after: float | None = None) -> None:
+    """Several refusals at once, without tickets: a limit, not noise."""
+    for _ in range(limiter.limit.limit_refusals):
+        limiter.on_rate_limited(retry_after)
 
 
 class FakeTime:
@@ -65,6 +73,18 @@ def test_rate_limit_defaults_and_derived_values() -> None:
     assert RateLimit(qps=8).floor == 0.2
     # A ceiling below the default floor is its own floor rather than an error.
     assert RateLimit(qps=0.1).floor == 0.1
+    assert RateLimit(qps=50).ceiling == pytest.approx(49.0)
+    # The range's ends are allowed.
+    assert RateLimit(qps=0.01).qps == 0.01
+    assert RateLimit(qps=10_000).qps == 10_000
+
+
+def test_a_rate_out_of_range_says_the_range() -> None:
+    with pytest.raises(ConfigError) as caught:
+        RateLimit(qps=1e-300)
+    message = str(caught.value)
+    assert "qps must be a number from 0.01 to 10,000" in message
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize(
@@ -84,6 +104,15 @@ def test_rate_limit_defaults_and_derived_values() -> None:
         ({"headroom": -0.1}, "headroom"),
         ({"hold_s": -1}, "hold_s"),
         ({"hold_s": math.nan}, "hold_s"),
+        ({"qps": 1e-300}, "qps"),
+        ({"qps": 0.009}, "qps"),
+        ({"qps": 10_001}, "qps"),
+        ({"qps": True}, "qps"),
+        ({"min_qps": 1e-300}, "min_qps"),
+        ({"margin": 0.5}, "margin"),
+        ({"margin": -0.01}, "margin"),
+        ({"noise_step": 0}, "noise_step"),
+        ({"limit_refusals": 1}, "limit_refusals"),
     ],
 )
 def test_rate_limit_rejects_bad_values(kwargs: dict[str, float], field: str) -> None:
@@ -227,30 +256,35 @@ async def test_cancelled_waiter_takes_no_token() -> None:
 
 
 @pytest.mark.anyio
-async def test_rate_limited_halves_the_rate() -> None:
+async def test_an_isolated_refusal_is_a_small_step_several_are_a_decrease() -> None:
     limiter, fake = make(_classic(qps=4, burst=1))
     await limiter.acquire()
     limiter.on_rate_limited(None)
-    assert limiter.current_qps == 2.0
-    assert limiter.stats.decreases == 1
+    assert limiter.current_qps == pytest.approx(4 * 0.97)
+    assert (limiter.stats.noise_steps, limiter.stats.limits) == (1, 0)
+    refuse_hard(limiter)  # now several close together: a limit, from the rate they came at
+    assert limiter.current_qps == pytest.approx(2.0)
+    assert limiter.stats.limits == 1
     times = []
     for _ in range(3):
         await limiter.acquire()
         times.append(fake.now)
-    assert times == pytest.approx([0.5, 1.0, 1.5])
+    # The token after the refusal keeps its place in the schedule; then the new rate.
+    assert times == pytest.approx([0.25, 0.75, 1.25])
 
 
 @pytest.mark.anyio
 async def test_rate_limited_drops_the_saved_up_burst() -> None:
     limiter, fake = make(_classic(qps=4, burst=5))
-    fake.now += 10  # the bucket is full: five tokens
+    fake.now += 10  # idle: five tokens saved up
     limiter.on_rate_limited(None)
     start = fake.now
     times = []
     for _ in range(3):
         await limiter.acquire()
         times.append(fake.now - start)
-    assert times == pytest.approx([0.0, 0.5, 1.0])
+    interval = 1 / limiter.current_qps
+    assert times == pytest.approx([0.0, interval, 2 * interval])
 
 
 @pytest.mark.anyio
@@ -269,8 +303,9 @@ async def test_retry_after_pauses_every_waiter_and_allows_no_burst_after() -> No
         for _ in range(4):
             tg.start_soon(worker)
     assert min(times) >= 3.0 - 1e-9
-    # After the pause: one token at once, then the (decreased) rate, not a burst of five.
-    assert sorted(times) == pytest.approx([3.0, 3.2, 3.4, 3.6])
+    # After the pause: one token at once, then the (stepped-down) rate, not a burst of five.
+    interval = 1 / limiter.current_qps
+    assert sorted(times) == pytest.approx([3.0 + i * interval for i in range(4)])
 
 
 @pytest.mark.anyio
@@ -296,23 +331,31 @@ async def test_retry_after_is_sanitised(retry_after: float) -> None:
     if retry_after == math.inf:
         assert fake.now == pytest.approx(30.0)  # capped at max_pause_s
     else:
-        assert fake.now == pytest.approx(0.2)  # just the halved rate
+        assert fake.now == pytest.approx(0.1)  # no pause: the token keeps its place
 
 
 @pytest.mark.anyio
 async def test_one_burst_of_refusals_decreases_once() -> None:
-    limiter, _ = make(_classic(qps=8, burst=8))
+    limiter, fake = make(_classic(qps=8, burst=8))
     tickets = [await limiter.acquire() for _ in range(8)]
     for ticket in tickets:
         limiter.on_rate_limited(None, ticket=ticket)
+    # The first is a noise step; the third makes several: one limit, from 8; the rest were
+    # sent before it and say nothing new.
     assert limiter.current_qps == 4.0
-    assert limiter.stats.decreases == 1
-    assert limiter.stats.ignored == 7
-    # A request sent after the decrease that is refused again is news: decrease again.
+    assert (limiter.stats.noise_steps, limiter.stats.limits) == (1, 1)
+    assert limiter.stats.ignored == 6
+    # A request sent after the limit (on schedule, not early) and refused within ten
+    # intervals of it: still over the limit, another limit at once.
+    fake.now += 1.0
     late = await limiter.acquire()
     limiter.on_rate_limited(None, ticket=late)
     assert limiter.current_qps == 2.0
-    assert limiter.stats.decreases == 2
+    # After a clean run (50 intervals at 2/s), alone: a dip.
+    fake.now += 30.0
+    later = await limiter.acquire()
+    limiter.on_rate_limited(None, ticket=later)
+    assert limiter.current_qps == pytest.approx(2 * 0.97)
 
 
 @pytest.mark.anyio
@@ -324,8 +367,9 @@ async def test_without_tickets_refusals_within_one_interval_count_once() -> None
         limiter.on_rate_limited(None)
         fake.now += 0.01
     assert limiter.current_qps == 4.0
-    assert limiter.stats.ignored == 5
-    fake.now += 0.25  # one interval at 4 qps since the decrease
+    assert limiter.stats.limits == 1
+    assert limiter.stats.ignored == 4
+    fake.now += 0.25  # one interval at 4 qps since the limit: news, and still descending
     limiter.on_rate_limited(None)
     assert limiter.current_qps == 2.0
 
@@ -352,7 +396,7 @@ async def test_the_run_pauses_only_for_the_certain_part_of_retry_after(
     await limiter.acquire()
     limiter.on_rate_limited(retry_after)
     await limiter.acquire()
-    assert fake.now == pytest.approx(max(paused_until, 1 / 500))
+    assert fake.now == pytest.approx(max(paused_until, 1 / 1000))
 
 
 def test_decreases_stop_at_the_floor() -> None:
@@ -360,95 +404,9 @@ def test_decreases_stop_at_the_floor() -> None:
     limiter = AdaptiveRateLimiter(_classic(qps=5, min_qps=0.3), clock=fake, sleep=fake.sleep)
     for _ in range(20):
         fake.now += 100
-        limiter.on_rate_limited(None)
+        refuse_hard(limiter)
     assert limiter.current_qps == 0.3
-    assert limiter.stats.decreases == 20
-
-
-# --- recovery ----------------------------------------------------------------------------
-
-
-def test_without_a_refusal_recovery_is_additive_and_never_above_the_ceiling() -> None:
-    fake = FakeTime()
-    limit = _classic(qps=10, settle_s=0.0, hold_s=0.0)
-    limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
-    limiter.on_rate_limited(None)  # 10 -> 5, good 5 at once, target 7.5, then 9, then probe
-    rates = []
-    for _ in range(40):  # 10 s of successes, one every 0.25 s
-        fake.now += 0.25
-        limiter.on_success()
-        rates.append(limiter.current_qps)
-    assert rates == sorted(rates)
-    assert max(rates) == 10.0
-    assert limiter.stats.refused_qps is None  # reached 10 again: forgotten
-    fake.now += 1
-    limiter.on_success()
-    assert limiter.current_qps == 10.0
-
-
-def test_after_a_refusal_settles_searches_holds_then_probes() -> None:
-    fake = FakeTime()
-    limit = _classic(qps=40, settle_s=2.0, headroom=0.1, hold_s=5.0)  # recovery 4/s
-    limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
-    limiter.on_rate_limited(None)  # refused at 40
-    assert limiter.current_qps == 20.0
-    fake.now = 1.0
-    limiter.on_success()
-    assert limiter.current_qps == 20.0  # settling: kept for settle_s
-    fake.now = 2.5
-    limiter.on_success()  # settled at 2.0: good = 20, climbing to min(30, 36) at 4/s
-    assert limiter.stats.good_qps == 20.0
-    assert limiter.current_qps == pytest.approx(22.0)
-    limiter.on_rate_limited(None)  # refused at 22: straight back to the good rate
-    assert limiter.current_qps == 20.0
-    assert limiter.stats.refused_qps == pytest.approx(22.0)
-    # 22 and 20 are less than 10 % of 22 apart: stay at 20 for hold_s, then probe.
-    for t in (3.0, 5.0, 7.5):
-        fake.now = t
-        limiter.on_success()
-        assert limiter.current_qps == 20.0
-    fake.now = 8.0
-    limiter.on_success()
-    assert limiter.current_qps == pytest.approx(22.0)  # 0.5 s of probing at 4/s
-    assert limiter.stats.refused_qps is None  # reached the refused rate: forgotten
-    fake.now = 100.0
-    limiter.on_success()
-    assert limiter.current_qps == 40.0
-
-
-def test_a_good_rate_refused_later_decreases_by_the_headroom_only() -> None:
-    fake = FakeTime()
-    limit = _classic(qps=40, settle_s=1.0, headroom=0.1)
-    limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
-    limiter.on_rate_limited(None)  # 40 -> 20
-    fake.now = 1.0
-    limiter.on_success()  # settled: good = 20, no time to climb yet
-    assert limiter.stats.good_qps == 20.0
-    limiter.on_rate_limited(None)  # refused at the good rate itself
-    assert limiter.current_qps == pytest.approx(18.0)
-    assert limiter.stats.good_qps is None
-
-
-def test_no_recovery_while_paused() -> None:
-    fake = FakeTime()
-    limiter = AdaptiveRateLimiter(_classic(qps=10, settle_s=0.0), clock=fake, sleep=fake.sleep)
-    limiter.on_rate_limited(5.0)  # the run pauses until 4.0
-    fake.now = 3.0
-    limiter.on_success()
-    assert limiter.current_qps == 5.0
-    fake.now = 5.0
-    limiter.on_success()
-    # Good = 5 from the end of the pause; one second of climbing at 1/s towards 7.5.
-    assert limiter.current_qps == pytest.approx(6.0)
-
-
-def test_success_at_the_ceiling_stays_there() -> None:
-    fake = FakeTime()
-    limiter = AdaptiveRateLimiter(_classic(qps=3), clock=fake, sleep=fake.sleep)
-    for _ in range(5):
-        fake.now += 10
-        limiter.on_success()
-    assert limiter.current_qps == 3.0
+    assert limiter.stats.limits == 20
 
 
 # --- real time ---------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 from pipeline.audio.assemble import assemble_chapter
 from pipeline.audio.book import build_book
 from pipeline.audio.check import check_audio
+from pipeline.audio.control import FinishCancelled
 from pipeline.audio.model import (
     OUTPUT_FORMATS,
     SUBTITLE_FORMATS,
     AudioError,
+    BookInfo,
     ChapterAudio,
     ChapterSpec,
     Cue,
@@ -17,9 +19,11 @@ __all__ = [
     "OUTPUT_FORMATS",
     "SUBTITLE_FORMATS",
     "AudioError",
+    "BookInfo",
     "ChapterAudio",
     "ChapterSpec",
     "Cue",
+    "FinishCancelled",
     "Part",
     "assemble_chapter",
     "build_book",

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from pipeline.audio.control import Watch
 from pipeline.audio.model import OPUS_GRANULE_RATE, AudioError, ChapterSpec, Part
 from pipeline.audio.mp3 import (
     DECODER_DELAY,
@@ -53,6 +54,11 @@ def _copy_range(src: BinaryIO, out: BinaryIO, offset: int, size: int) -> None:
         size -= len(block)
 
 
+def _advance(watch: Watch | None, timeline: Timeline) -> None:
+    if watch is not None:
+        watch.advance(timeline.position / timeline.rate)
+
+
 def _pause_after(part: Part) -> int | None:
     return part.pause_after_ms if part.end_of_line else None
 
@@ -60,7 +66,7 @@ def _pause_after(part: Part) -> int | None:
 # --- pcm --------------------------------------------------------------------------------
 
 
-def join_pcm(spec: ChapterSpec, out: BinaryIO) -> Timeline:
+def join_pcm(spec: ChapterSpec, out: BinaryIO, watch: Watch | None = None) -> Timeline:
     """Raw s16le mono: bytes and zero samples."""
     timeline = Timeline(spec.sample_rate)
     for part in spec.parts:
@@ -70,6 +76,7 @@ def join_pcm(spec: ChapterSpec, out: BinaryIO) -> Timeline:
         with open(part.path, "rb") as src:
             shutil.copyfileobj(src, out, _BLOCK)
         timeline.add_part(part, lead=0, content=size // 2, tail=0)
+        _advance(watch, timeline)
         if (pause := _pause_after(part)) is not None:
             _write_repeated(out, b"\0\0", timeline.pause_units(pause, 1))
     return timeline
@@ -89,7 +96,7 @@ def _wav_info(path: os.PathLike[str], first: WavInfo | None, rate: int) -> WavIn
     return info
 
 
-def join_wav(spec: ChapterSpec, out: BinaryIO) -> Timeline:
+def join_wav(spec: ChapterSpec, out: BinaryIO, watch: Watch | None = None) -> Timeline:
     """WAVE: one header (written last, when the data size is known), then every data chunk."""
     first = _wav_info(spec.parts[0].path, None, spec.sample_rate)
     header_at = out.tell()
@@ -103,6 +110,7 @@ def join_wav(spec: ChapterSpec, out: BinaryIO) -> Timeline:
             _copy_range(src, out, info.data_offset, info.data_size)
         data_size += info.data_size
         timeline.add_part(part, lead=0, content=info.frames, tail=0)
+        _advance(watch, timeline)
         if (pause := _pause_after(part)) is not None:
             count = timeline.pause_units(pause, 1)
             _write_repeated(out, zero, count)
@@ -156,7 +164,7 @@ class _Mp3Stream:
         self.bitrates.add(bitrate_index)
 
 
-def join_mp3(spec: ChapterSpec, out: BinaryIO) -> Timeline:
+def join_mp3(spec: ChapterSpec, out: BinaryIO, watch: Watch | None = None) -> Timeline:
     """MPEG audio frames of every part, one ID3v2 tag and one Info/Xing frame in front."""
     parts = _mp3_parts(spec)
     first = next(parts)
@@ -177,6 +185,7 @@ def join_mp3(spec: ChapterSpec, out: BinaryIO) -> Timeline:
         own = audio.samples - audio.delay - audio.padding if audio.has_lame_tag else audio.samples
         lead = 0 if index == 0 else audio.delay
         timeline.add_part(part, lead=lead, content=own, tail=audio.samples - own - audio.delay)
+        _advance(watch, timeline)
         end_padding = audio.padding
         if (pause := _pause_after(part)) is not None:
             last = index == len(spec.parts) - 1
@@ -224,7 +233,7 @@ def _opus_comments(spec: ChapterSpec) -> list[str]:
     return [f"{key}={value}" for key, value in found if value is not None and value != ""]
 
 
-def join_opus(spec: ChapterSpec, out: BinaryIO) -> Timeline:
+def join_opus(spec: ChapterSpec, out: BinaryIO, watch: Watch | None = None) -> Timeline:
     """Every part's Opus packets in ONE logical Ogg stream (not a chain of links).
 
     The first part's OpusHead (its pre-skip) heads the stream. Later links keep their
@@ -257,6 +266,7 @@ def join_opus(spec: ChapterSpec, out: BinaryIO) -> Timeline:
         tail = links[-1].end_trim
         own = sum(link.decoded_samples for link in links)
         timeline.add_part(part, lead=lead, content=size - lead - tail, tail=tail, own=own)
+        _advance(watch, timeline)
         assert timeline.position == start + size
         end_trim = tail
         if (pause := _pause_after(part)) is not None:

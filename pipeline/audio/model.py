@@ -26,6 +26,28 @@ class Part:
 
 
 @dataclass(frozen=True)
+class BookInfo:
+    """What players show about a book. Empty fields are left out of the tags."""
+
+    title: str | None = None
+    author: str | None = None
+    narrator: str | None = None
+    year: str | None = None
+    description: str | None = None
+    language: str | None = None  # a BCP 47 / ISO 639 code such as "en" or "zh"
+    cover: Path | None = None  # JPEG or PNG
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A chapter mark: title and span in whole milliseconds."""
+
+    title: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
 class ChapterSpec:
     """Everything needed to build one chapter file (and its subtitles)."""
 
@@ -39,6 +61,7 @@ class ChapterSpec:
     album: str | None = None
     track: int | None = None
     subtitles: tuple[str, ...] = ()
+    book: BookInfo | None = None  # tags of an mp3 or m4a chapter file: author, cover...
 
 
 @dataclass(frozen=True)

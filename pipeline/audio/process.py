@@ -1,29 +1,39 @@
 """The decoding path: parts to PCM, pauses, resampling, EBU R128 loudness, one encode.
 
 Taken when the chapter's format differs from the API's or a loudness target is set. Every
-pass streams from the part files, one decoded frame at a time.
+pass streams from the part files in blocks of planar float (about a second each), so memory
+stays flat whatever the chapter's length.
+
+With a loudness target the chapter is read twice: once through FFmpeg's ``ebur128`` meter
+at the audio's own rate, then through a gain to the target and a true-peak limiter
+(-1.5 dBTP) into the encoder. The gain is linear, so the result's integrated loudness is the
+target, less whatever the limiter takes off the loudest peaks; that share is predicted from
+a level profile taken in the first pass and added to the gain (limiter.compensated_gain_db).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import av.filter
 import numpy as np
+import numpy.typing as npt
 
-from pipeline.audio.avutil import av_errors, captured_log
-from pipeline.audio.model import TRUE_PEAK_CEILING_DBTP, AudioError, ChapterSpec
+from pipeline.audio.avutil import av_errors
+from pipeline.audio.control import Watch
+from pipeline.audio.limiter import LevelProfile, TruePeakLimiter, compensated_gain_db
+from pipeline.audio.loudness import LoudnessMeter
+from pipeline.audio.model import AudioError, ChapterSpec
 from pipeline.audio.timeline import Timeline
 from pipeline.speech import opus_rate
 
-_WORK_FORMAT = "flt"
-_PAUSE_BLOCK_S = 1
+Block = npt.NDArray[np.float32]  # (channels, samples), planar float
+_WORK_FORMAT = "fltp"
+_BLOCK_S = 1  # samples gathered per block: small enough for 0.5 s cancellation, big for speed
 
 
 @dataclass(frozen=True)
@@ -31,27 +41,19 @@ class Encoding:
     container: str
     codec: str
     bit_rate_per_channel: int | None  # None: lossless
+    options: tuple[tuple[str, str], ...] = ()
 
 
 ENCODINGS = {
-    "mp3": Encoding("mp3", "libmp3lame", 64_000),
+    # LAME quality 5 of 0 (best) to 9: FFmpeg otherwise leaves LAME at 3, which encoded
+    # espeak speech here at 68x real time against 81x; LAME is most of finishing's cost.
+    "mp3": Encoding("mp3", "libmp3lame", 64_000, (("compression_level", "5"),)),
     "opus": Encoding("opus", "libopus", 48_000),
     "flac": Encoding("flac", "flac", None),
     "m4a": Encoding("ipod", "aac", 96_000),
     "wav": Encoding("wav", "pcm_s16le", None),
     "pcm": Encoding("s16le", "pcm_s16le", None),
 }
-
-
-@dataclass(frozen=True)
-class Loudness:
-    """loudnorm's first-pass measurement of a whole chapter."""
-
-    integrated: float
-    true_peak: float
-    lra: float
-    threshold: float
-    offset: float
 
 
 def output_rate(output_format: str, sample_rate: int) -> int:
@@ -66,18 +68,37 @@ def open_part(path: Path, response_format: str, sample_rate: int) -> av.containe
     return av.open(str(path), "r")
 
 
-def decode_file(
+def decode_blocks(
     path: Path, response_format: str, sample_rate: int, rate: int, layout: str
-) -> Iterator[av.AudioFrame]:
-    """A file's audio as float frames at ``rate`` in ``layout``, resampler flushed at its end."""
+) -> Iterator[Block]:
+    """A file's audio as planar float blocks at ``rate`` in ``layout``, about a second each."""
+    # A passthrough (no conversion at all) when the decoder already gives planar float at
+    # the rate and layout asked for, as mp3 and Opus do.
     resampler = av.AudioResampler(format=_WORK_FORMAT, layout=layout, rate=rate)
+    pending: list[Block] = []
+    size = 0
     with av_errors(f"decoding {path.name}"), open_part(path, response_format, sample_rate) as c:
         for frame in c.decode(audio=0):
             # Timestamps are renumbered downstream; a part's own (Opus pre-skip makes them
             # negative) must not make the resampler pad or drop samples.
             frame.pts = None
-            yield from resampler.resample(frame)
-        yield from resampler.resample(None)
+            for out in resampler.resample(frame):
+                pending.append(_planar(out))
+                size += out.samples
+            if size >= rate * _BLOCK_S:
+                yield _joined(pending)
+                pending, size = [], 0
+        pending.extend(_planar(out) for out in resampler.resample(None))
+    if pending:
+        yield _joined(pending)
+
+
+def _planar(frame: av.AudioFrame) -> Block:
+    return np.asarray(frame.to_ndarray(), dtype=np.float32)
+
+
+def _joined(blocks: list[Block]) -> Block:
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
 
 
 def probe_layout(path: Path, response_format: str, sample_rate: int) -> str:
@@ -88,122 +109,74 @@ def probe_layout(path: Path, response_format: str, sample_rate: int) -> str:
     return "mono" if channels == 1 else "stereo"
 
 
-def _silence(samples: int, rate: int, layout: str) -> Iterator[av.AudioFrame]:
-    channels = 1 if layout == "mono" else 2
-    block = rate * _PAUSE_BLOCK_S
+def _silence(samples: int, rate: int, channels: int) -> Iterator[Block]:
+    block = rate * _BLOCK_S
     while samples > 0:
         n = min(block, samples)
-        zeros = np.zeros((1, n * channels), dtype=np.float32)
-        frame = av.AudioFrame.from_ndarray(zeros, format=_WORK_FORMAT, layout=layout)
-        frame.sample_rate = rate
-        yield frame
+        yield np.zeros((channels, n), dtype=np.float32)
         samples -= n
 
 
-def chapter_frames(
-    spec: ChapterSpec, rate: int, layout: str, timeline: Timeline | None
-) -> Iterator[av.AudioFrame]:
-    """The chapter as frames: every part decoded, then its pause; counted in ``timeline``."""
+PartSink = Callable[[int, Block], None]
+
+
+def chapter_blocks(
+    spec: ChapterSpec,
+    rate: int,
+    layout: str,
+    timeline: Timeline | None,
+    watch: Watch,
+    part_sink: PartSink | None = None,
+) -> Iterator[Block]:
+    """The chapter as blocks: every part decoded, then its pause; counted in ``timeline``.
+
+    ``watch`` sees every block go by: progress in seconds of this pass, cancellation.
+    ``part_sink`` gets each part's blocks with the part's index (subtitle timing).
+    """
     counter = timeline or Timeline(rate)
-    for part in spec.parts:
+    channels = 1 if layout == "mono" else 2
+    done = 0
+    for index, part in enumerate(spec.parts):
         samples = 0
-        for frame in decode_file(part.path, spec.response_format, spec.sample_rate, rate, layout):
-            samples += frame.samples
-            yield frame
+        for block in decode_blocks(part.path, spec.response_format, spec.sample_rate, rate, layout):
+            if part_sink is not None:
+                part_sink(index, block)
+            samples += block.shape[1]
+            done += block.shape[1]
+            yield block
+            watch.advance(done / rate)
         counter.add_part(part, lead=0, content=samples, tail=0)
         if part.end_of_line:
-            yield from _silence(counter.pause_units(part.pause_after_ms, 1), rate, layout)
+            for block in _silence(counter.pause_units(part.pause_after_ms, 1), rate, channels):
+                done += block.shape[1]
+                yield block
+            watch.advance(done / rate)
 
 
-class _Chain:
-    """abuffer -> filters -> abuffersink, fed with frames and drained as it goes."""
+def measure_loudness(
+    blocks: Iterable[Block], rate: int, layout: str, profile: LevelProfile | None = None
+) -> float:
+    """Integrated loudness (LUFS) of the blocks; -inf for silence. Fills ``profile``."""
+    meter = LoudnessMeter(rate, layout)
+    for block in blocks:
+        meter.add(block)
+        if profile is not None:
+            profile.add(block)
+    return meter.integrated()
 
-    def __init__(self, rate: int, layout: str, filters: list[tuple[str, str]]) -> None:
-        self.graph = av.filter.Graph()
-        self.rate = rate
-        node = self.graph.add_abuffer(
-            format=_WORK_FORMAT, sample_rate=rate, layout=layout, time_base=Fraction(1, rate)
-        )
-        for name, args in filters:
-            nxt = self.graph.add(name, args)
-            node.link_to(nxt)
-            node = nxt
-        node.link_to(self.graph.add("abuffersink"))
-        self.graph.configure()
-        self.pts = 0
 
-    def run(self, frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
-        for frame in frames:
-            frame.pts = self.pts
-            frame.time_base = Fraction(1, self.rate)
-            self.pts += frame.samples
-            self.graph.push(frame)
-            yield from self._drain()
-        self.graph.push(None)
-        yield from self._drain()
-
-    def _drain(self) -> Iterator[av.AudioFrame]:
-        while True:
-            try:
-                out = self.graph.pull()
-            except (av.BlockingIOError, av.EOFError):
-                return
-            assert isinstance(out, av.AudioFrame)
+def limited(blocks: Iterable[Block], limiter: TruePeakLimiter) -> Iterator[Block]:
+    for block in blocks:
+        out = limiter.process(block)
+        if out.shape[1]:
             yield out
-
-
-def measure(frames: Iterator[av.AudioFrame], rate: int, layout: str, target: float) -> Loudness:
-    """loudnorm's first pass: it prints its measurement when the graph is freed."""
-    with av_errors("measuring loudness"):
-        chain = _Chain(rate, layout, [("loudnorm", _loudnorm_args(target, "json"))])
-        for _ in chain.run(frames):
-            pass
-        with captured_log() as logs:
-            del chain  # loudnorm logs its JSON from its uninit
-    return _parse_loudnorm(" ".join(line[2] for line in logs if line[1] == "loudnorm"))
-
-
-def _loudnorm_args(target: float, print_format: str) -> str:
-    # LRA at its maximum so that linear mode is never refused for a wide loudness range.
-    return f"I={target}:TP={TRUE_PEAK_CEILING_DBTP}:LRA=50:print_format={print_format}"
-
-
-def _parse_loudnorm(text: str) -> Loudness:
-    start = text.find("{")
-    if start < 0:
-        raise AudioError("loudnorm printed no measurement")
-    try:
-        values, _ = json.JSONDecoder().raw_decode(text, start)
-    except json.JSONDecodeError as e:
-        raise AudioError(f"loudnorm printed an unreadable measurement: {e}") from e
-    return Loudness(
-        float(values["input_i"]),
-        float(values["input_tp"]),
-        float(values["input_lra"]),
-        float(values["input_thresh"]),
-        float(values["target_offset"]),
-    )
-
-
-def normalise_filters(target: float, measured: Loudness, rate: int) -> list[tuple[str, str]]:
-    """Second pass: linear gain to the target from the measured values, back to ``rate``.
-
-    loudnorm itself falls back to its dynamic mode (a true-peak limiter) when the linear gain
-    would push the true peak over the ceiling.
-    """
-    if not math.isfinite(measured.integrated) or measured.integrated < -70:
-        return []  # silence: there is no loudness to bring anywhere
-    args = (
-        f"{_loudnorm_args(target, 'none')}:measured_I={measured.integrated}"
-        f":measured_TP={measured.true_peak}:measured_LRA={measured.lra}"
-        f":measured_thresh={measured.threshold}:offset={measured.offset}:linear=true"
-    )
-    # loudnorm works at 192 kHz; bring the result back to the chapter's rate.
-    return [("loudnorm", args), ("aresample", str(rate))]
+    tail = limiter.flush()
+    if tail.shape[1]:
+        yield tail
 
 
 def encode(
-    frames: Iterator[av.AudioFrame],
+    blocks: Iterable[Block],
     path: Path,
     fmt: str,
     rate: int,
@@ -211,19 +184,24 @@ def encode(
     metadata: dict[str, str],
     before_close: Callable[[av.container.OutputContainer], None] | None = None,
 ) -> None:
-    """Encode float frames at ``rate`` to ``path`` in ``fmt``, metadata included.
+    """Encode planar float blocks at ``rate`` to ``path`` in ``fmt``, metadata included.
 
     ``before_close`` may add what only the end knows (chapter marks) before the trailer.
     """
     encoding = ENCODINGS[fmt]
     with av_errors(f"encoding {fmt}"), av.open(str(path), "w", format=encoding.container) as out:
-        stream = out.add_stream(encoding.codec, rate=rate, layout=layout)
+        stream = out.add_stream(
+            encoding.codec, rate=rate, layout=layout, options=dict(encoding.options)
+        )
         assert isinstance(stream, av.AudioStream)
         if encoding.bit_rate_per_channel is not None:
             stream.bit_rate = encoding.bit_rate_per_channel * (1 if layout == "mono" else 2)
         out.metadata.update(metadata)
         pts = 0
-        for frame in frames:
+        for block in blocks:
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(block), format=_WORK_FORMAT, layout=layout
+            )
             frame.pts = pts
             frame.time_base = Fraction(1, rate)
             frame.sample_rate = rate
@@ -234,22 +212,41 @@ def encode(
             before_close(out)
 
 
-def process_chapter(spec: ChapterSpec, fmt: str, path: Path, metadata: dict[str, str]) -> Timeline:
-    """Decode, join with pauses, normalise when asked, encode once to ``path``."""
+def loudness_gain_db(target: float, measured: float) -> float | None:
+    """The gain that brings ``measured`` to ``target``; None for silence (nothing to bring)."""
+    if not math.isfinite(measured) or measured <= -70:
+        return None
+    return target - measured
+
+
+def process_chapter(
+    spec: ChapterSpec,
+    fmt: str,
+    path: Path,
+    metadata: dict[str, str],
+    watch: Watch,
+    part_sink: PartSink | None = None,
+) -> Timeline:
+    """Decode, join with pauses, normalise when asked, encode once to ``path``.
+
+    ``part_sink`` sees the parts' decoded blocks in the encoding pass.
+    """
     rate = output_rate(fmt, spec.sample_rate)
     layout = probe_layout(spec.parts[0].path, spec.response_format, spec.sample_rate)
     timeline = Timeline(rate)
-
-    def frames(counter: Timeline | None) -> Iterator[av.AudioFrame]:
-        return chapter_frames(spec, rate, layout, counter)
-
-    if spec.loudness_lufs is None:
-        encode(frames(timeline), path, fmt, rate, layout, metadata)
-        return timeline
-    measured = measure(frames(None), rate, layout, spec.loudness_lufs)
-    filters = normalise_filters(spec.loudness_lufs, measured, rate)
-    with av_errors("normalising loudness"):
-        chain = _Chain(rate, layout, filters) if filters else None
-        source = frames(timeline)
-        encode(chain.run(source) if chain else source, path, fmt, rate, layout, metadata)
+    gain = None
+    if spec.loudness_lufs is not None:
+        watch.start_pass(0.5)
+        profile = LevelProfile(rate)
+        blocks = chapter_blocks(spec, rate, layout, None, watch)
+        measured = measure_loudness(blocks, rate, layout, profile)
+        gain = loudness_gain_db(spec.loudness_lufs, measured)
+        if gain is not None:
+            gain = compensated_gain_db(gain, profile)
+        watch.start_pass(0.5)
+    source = chapter_blocks(spec, rate, layout, timeline, watch, part_sink)
+    if gain is not None:
+        limiter = TruePeakLimiter(rate, 1 if layout == "mono" else 2, gain)
+        source = limited(source, limiter)
+    encode(source, path, fmt, rate, layout, metadata)
     return timeline

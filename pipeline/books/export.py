@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from pipeline.books.model import SourceBook, SourceLine
+from pipeline.manifest.fields import check_value
 
 
 def _line(line: SourceLine) -> dict[str, Any]:
@@ -30,8 +31,14 @@ def _line(line: SourceLine) -> dict[str, Any]:
     return out
 
 
-def manifest_dict(book: SourceBook, voice_id: str | None = None) -> dict[str, Any]:
-    """The manifest mapping for ``book``; ``voice_id`` goes into ``defaults`` when given."""
+def manifest_dict(
+    book: SourceBook, voice_id: str | None = None, cover: str | None = None
+) -> dict[str, Any]:
+    """The manifest mapping for ``book``; ``voice_id`` goes into ``defaults`` when given.
+
+    What the book says about itself goes into ``book:`` (``cover`` is the path of its image
+    written beside the job, when there is one) and its language into ``language:``.
+    """
     chapters = []
     for chapter in book.chapters:
         entry: dict[str, Any] = {"id": chapter.id}
@@ -40,6 +47,13 @@ def manifest_dict(book: SourceBook, voice_id: str | None = None) -> dict[str, An
         entry["lines"] = [_line(x) for x in chapter.lines]
         chapters.append(entry)
     out: dict[str, Any] = {}
+    info = book.info
+    meta = {k: v for k, v in (("title", info.title), ("author", info.author),
+                              ("cover", cover)) if v}
+    if meta:
+        out["book"] = meta
+    if info.language and check_value("language", info.language) is None:
+        out["language"] = info.language
     if voice_id:
         out["defaults"] = {"voice_id": voice_id}
     out["chapters"] = chapters
@@ -61,9 +75,9 @@ def _header(book: SourceBook) -> list[str]:
     return lines
 
 
-def job_yaml(book: SourceBook, voice_id: str | None = None) -> str:
+def job_yaml(book: SourceBook, voice_id: str | None = None, cover: str | None = None) -> str:
     """The whole job file text: a header comment, then the manifest."""
     header = "".join(f"# {line}\n" for line in _header(book))
-    body = yaml.safe_dump(manifest_dict(book, voice_id), allow_unicode=True, sort_keys=False,
-                          width=100)
+    body = yaml.safe_dump(manifest_dict(book, voice_id, cover), allow_unicode=True,
+                          sort_keys=False, width=100)
     return header + body

@@ -3,7 +3,8 @@
 Order of checks for a speech request, and why: authentication (4100), then the rate limits
 (4009 over ``qps``, 4020 over ``max_in_flight``), as a gateway does before the service sees
 the request; then an injected fault, if one is due (faults model the service failing on an
-admitted request, so they come before the service reads the body); then the body (4000, with
+admitted request, so they come before the service reads the body; a quality fault is
+served like any request, its text or samples spoilt); then the body (4000, with
 the validator of ``pipeline.speech``), the voice (4200), the latency and the synthesis.
 Synthesis and encoding run in a worker thread so that the event loop keeps answering.
 
@@ -15,6 +16,7 @@ Every answer carries ``X-Tt-Logid``; see responses.py for the codes' HTTP status
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import logging
@@ -35,7 +37,13 @@ from pipeline.localserver.admission import TokenBucket
 from pipeline.localserver.config import ServerConfig
 from pipeline.localserver.encode import CONTENT_TYPES, Samples, apply_gain, encode
 from pipeline.localserver.engines import Engine, is_thread_safe, make_engine, voice_exists
-from pipeline.localserver.faults import FaultPlan, answer_fault
+from pipeline.localserver.faults import (
+    Fault,
+    FaultPlan,
+    answer_fault,
+    spoil_samples,
+    spoil_text,
+)
 from pipeline.localserver.responses import CODE_MESSAGES, add_logid_header, coze_error, logid_of
 from pipeline.localserver.stats import ServerStats, body_key
 from pipeline.speech import (
@@ -261,6 +269,7 @@ class LocalServer:
         fault = self._faults.next()
         if fault is not None:
             self.stats.record_fault(fault.label)
+        if fault is not None and not fault.spoils_audio:
             assert self._stopping is not None
             return await answer_fault(
                 request, fault, stall_s=self.config.stall_s, stopping=self._stopping
@@ -277,7 +286,7 @@ class LocalServer:
         self.stats.enter_input(key)
         try:
             await asyncio.sleep(self._latency_s(synthesis.text))
-            audio = await self._render(synthesis)
+            audio = await self._render(synthesis, fault)
             self.stats.record_audio(body, len(synthesis.text), time.monotonic())
             response = web.Response(
                 body=audio, content_type=CONTENT_TYPES[synthesis.response_format]
@@ -298,16 +307,21 @@ class LocalServer:
         factor = 1.0 + self._latency_random.uniform(-jitter, jitter) if jitter else 1.0
         return base * factor / 1000.0
 
-    async def _render(self, synthesis: Synthesis) -> bytes:
+    async def _render(self, synthesis: Synthesis, fault: Fault | None = None) -> bytes:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._render_blocking, synthesis)
+        return await loop.run_in_executor(self._executor, self._render_blocking, synthesis, fault)
 
-    def _render_blocking(self, synthesis: Synthesis) -> bytes:
+    def _render_blocking(self, synthesis: Synthesis, fault: Fault | None = None) -> bytes:
+        spoken = synthesis
+        if fault is not None:
+            spoken = dataclasses.replace(synthesis, text=spoil_text(fault, synthesis.text))
         if self._engine_lock is None:
-            samples = synthesis.samples(self.engine)
+            samples = spoken.samples(self.engine)
         else:
             with self._engine_lock:
-                samples = synthesis.samples(self.engine)
+                samples = spoken.samples(self.engine)
+        if fault is not None:
+            samples = spoil_samples(fault, samples, synthesis.sample_rate)
         return synthesis.encode(samples)
 
     # -- voices --------------------------------------------------------------------------

@@ -22,6 +22,17 @@ On the wire:
 
 A stall ends early when the client leaves or the server stops. The bad_audio body has an odd
 length, so it is not even valid pcm.
+
+The quality kinds (``QUALITY_FAULT_KINDS``) answer HTTP 200 with valid audio in the requested
+format that is wrong, so that only a check of the sound itself finds them:
+
+| kind | the audio |
+|---|---|
+| silent | the answer's length of near-silence (noise at ``SILENT_NOISE_DBFS``) |
+| truncated | the speech of the first half of the text only |
+| padded | ``PAD_S`` seconds of digital silence inserted in the middle of the speech |
+| clipped | the speech ``CLIP_GAIN_DB`` louder, clipped at full scale |
+| quiet | the speech ``QUIET_GAIN_DB`` quieter |
 """
 
 from __future__ import annotations
@@ -34,10 +45,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from aiohttp import web
 
 from pipeline.errors import ConfigError
-from pipeline.localserver.config import FAULT_KINDS
+from pipeline.localserver.config import ALL_FAULT_KINDS, QUALITY_FAULT_KINDS
 from pipeline.localserver.responses import CODE_MESSAGES, HTTP_STATUS_OF_CODE, coze_error
 
 # Long enough that a client reading to Content-Length notices the gap, small enough to be fast.
@@ -60,6 +73,11 @@ class Fault:
     msg: str | None = None
 
     @property
+    def spoils_audio(self) -> bool:
+        """A quality fault: the request is served, and its text or samples are spoilt."""
+        return self.kind in QUALITY_FAULT_KINDS
+
+    @property
     def label(self) -> str:
         """The key of this fault in ``ServerStats.faults``."""
         return f"code:{self.code}" if self.kind == "code" else self.kind
@@ -68,8 +86,8 @@ class Fault:
 def parse_fault(item: object) -> Fault:
     """A ``Fault`` from a kind name or a ``{"code": N, "http_status": S, "msg": ...}`` dict."""
     if isinstance(item, str):
-        if item not in FAULT_KINDS:
-            raise ConfigError(f"unknown fault {item!r}; known: {', '.join(FAULT_KINDS)}")
+        if item not in ALL_FAULT_KINDS:
+            raise ConfigError(f"unknown fault {item!r}; known: {', '.join(ALL_FAULT_KINDS)}")
         return Fault(item)
     if isinstance(item, Mapping):
         return _parse_code_fault(item)
@@ -232,3 +250,39 @@ async def _stall(
         await asyncio.wait_for(stopping.wait(), timeout=stall_s)
     _close(request)
     return response
+
+
+# -- quality faults: valid audio, wrong sound ---------------------------------------------
+
+SILENT_NOISE_DBFS = -70.0
+PAD_S = 5.0
+CLIP_GAIN_DB = 18.0
+QUIET_GAIN_DB = -20.0
+Int16s = npt.NDArray[np.int16]
+
+
+def spoil_text(fault: Fault, text: str) -> str:
+    """The text the engine reads for ``fault``: half of it for ``truncated``."""
+    if fault.kind != "truncated" or len(text) < 2:
+        return text
+    return text[: len(text) // 2]
+
+
+def spoil_samples(fault: Fault, samples: Int16s, rate: int) -> Int16s:
+    """The engine's ``samples`` as ``fault`` makes them (unchanged for other kinds)."""
+    if fault.kind == "silent":
+        # Seeded by the length: the same request gives the same bytes, like a real answer.
+        noise = np.random.default_rng(samples.size).standard_normal(samples.size)
+        level = 32768 * 10 ** (SILENT_NOISE_DBFS / 20)
+        return np.rint(noise * level).astype(np.int16)
+    if fault.kind == "padded":
+        middle = samples.size // 2
+        pad = np.zeros(round(PAD_S * rate), dtype=np.int16)
+        padded: Int16s = np.concatenate((samples[:middle], pad, samples[middle:]))
+        return padded
+    if fault.kind in ("clipped", "quiet"):
+        gain = 10 ** ((CLIP_GAIN_DB if fault.kind == "clipped" else QUIET_GAIN_DB) / 20)
+        scaled = np.rint(samples.astype(np.float32) * gain)
+        spoilt: Int16s = np.clip(scaled, -32768, 32767).astype(np.int16)
+        return spoilt
+    return samples

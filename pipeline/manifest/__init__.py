@@ -13,6 +13,8 @@ from pipeline.formats import JOB_OUTPUT_FORMATS as OUTPUT_FORMATS
 from pipeline.formats import SUBTITLE_FORMATS
 from pipeline.manifest.model import (
     BACKENDS,
+    BOOK_KEYS,
+    BOOK_SOURCE_KEYS,
     CHAPTER_KEYS,
     CSV_COLUMNS,
     CSV_REQUIRED,
@@ -26,8 +28,11 @@ from pipeline.manifest.model import (
     OUTPUT_KEYS,
     RUN_KEYS,
     SPEECH_KEYS,
+    TEXT_KEYS,
     TEXT_SOURCES,
     TOP_KEYS,
+    BookMeta,
+    BookOptions,
     Chapter,
     Job,
     Layer,
@@ -46,6 +51,8 @@ from pipeline.settings import DEFAULT_PAUSE_MS
 
 __all__ = [
     "BACKENDS",
+    "BOOK_KEYS",
+    "BOOK_SOURCE_KEYS",
     "CHAPTER_KEYS",
     "CSV_COLUMNS",
     "CSV_REQUIRED",
@@ -63,8 +70,11 @@ __all__ = [
     "RUN_KEYS",
     "SPEECH_KEYS",
     "SUBTITLE_FORMATS",
+    "TEXT_KEYS",
     "TEXT_SOURCES",
     "TOP_KEYS",
+    "BookMeta",
+    "BookOptions",
     "Chapter",
     "Job",
     "Layer",

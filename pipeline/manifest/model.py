@@ -12,22 +12,36 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pipeline.books.model import Cover, Skipped
 from pipeline.settings import DEFAULT_FIT, DEFAULT_MAX_SPEED
 from pipeline.speech import DEFAULT_FORMAT, DEFAULT_SAMPLE_RATE, SPEECH_FIELDS, SpeechParams
+
+if TYPE_CHECKING:
+    from pipeline.books.lexicon import Lexicon
 
 SPEECH_KEYS = tuple(f for f in SPEECH_FIELDS if f != "input")  # the text has its own keys
 FIT_KEYS = ("fit", "max_speed")  # dubbing: how a line is brought into its cue's slot
 LAYER_KEYS = (*SPEECH_KEYS, "pause_ms", *FIT_KEYS)
-TOP_KEYS = ("manifest", "defaults", "chapters", "output", "run")
-JOB_ONLY_KEYS = ("manifest", "output", "run")
-CHAPTER_KEYS = ("id", "title", "text", "text_file", "lines", *LAYER_KEYS)
-LINE_KEYS = ("text", "id", *LAYER_KEYS)
+# What decides the text sent (not the voice): inherited like speech fields, line > chapter > job.
+TEXT_KEYS = ("normalize", "language")
+# How a book source (.epub, .txt) named by a job file is read.
+BOOK_SOURCE_KEYS = ("include", "exclude", "heading", "preface")
+TOP_KEYS = (
+    "manifest", "defaults", "chapters", "output", "run", "book", "lexicon", "cast", "dialogue",
+    *TEXT_KEYS, *BOOK_SOURCE_KEYS,
+)
+JOB_ONLY_KEYS = ("manifest", "output", "run", "book", *BOOK_SOURCE_KEYS)
+CHAPTER_KEYS = ("id", "title", "text", "text_file", "lines", "dialogue", *LAYER_KEYS, *TEXT_KEYS)
+LINE_KEYS = ("text", "id", "speaker", *LAYER_KEYS, *TEXT_KEYS)
 TEXT_SOURCES = ("text", "text_file", "lines")
 OUTPUT_KEYS = ("dir", "format", "book", "subtitles", "loudness_lufs", "clips", "fit_strict")
 RUN_KEYS = ("backend", "base_url", "qps", "concurrency", "retries", "max_chunk_bytes")
-CSV_COLUMNS = ("chapter", "text", "id", "title", *LAYER_KEYS, "start", "end")
+BOOK_KEYS = ("title", "author", "narrator", "year", "description", "language", "cover")
+CSV_COLUMNS = (
+    "chapter", "text", "id", "title", "speaker", *LAYER_KEYS, *TEXT_KEYS, "start", "end"
+)
 CSV_REQUIRED = ("chapter", "text")
 
 BACKENDS = ("coze", "local")
@@ -113,11 +127,51 @@ class Overrides:
 
 
 @dataclass(frozen=True)
+class BookMeta:
+    """What the audiobook says about itself (its tags): the job's ``book:`` section over what
+    an EPUB source's metadata says. ``cover`` holds the checked image (JPEG or PNG)."""
+
+    title: str | None = None
+    author: str | None = None
+    narrator: str | None = None
+    year: int | None = None
+    description: str | None = None
+    language: str | None = None
+    cover: Cover | None = None
+
+    def over(self, base: BookMeta | None) -> BookMeta:
+        """These values, each unset one taken from ``base``."""
+        if base is None:
+            return self
+        names = ("title", "author", "narrator", "year", "description", "language", "cover")
+        mine = {n: getattr(self, n) for n in names}
+        return BookMeta(**{n: v if v is not None else getattr(base, n) for n, v in mine.items()})
+
+
+@dataclass(frozen=True)
+class BookOptions:
+    """How a book source is read: chapters kept (``include``/``exclude``: title globs,
+    ``re:REGEX`` or 1-based positions), a ``heading`` regex for .txt, and the ``preface``."""
+
+    include: tuple[str | int, ...] = ()
+    exclude: tuple[str | int, ...] = ()
+    heading: str | None = None
+    preface: str = "chapter"
+
+
+@dataclass(frozen=True)
 class Job:
+    """A resolved job. ``book`` is the audiobook's metadata (None when nothing sets any);
+    ``skipped`` is the source text that will not be spoken, each with its reason; ``notes``
+    are a book parser's decisions worth showing (``plan``)."""
+
     source: Path
     chapters: tuple[Chapter, ...]
     output: OutputSettings = field(default_factory=OutputSettings)
     run: RunSettings = field(default_factory=RunSettings)
+    book: BookMeta | None = None
+    skipped: tuple[Skipped, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 NO_OVERRIDES = Overrides()
@@ -184,12 +238,22 @@ class SourceChapter:
     lines: Iterable[SourceLine]
     fields: Layer = EMPTY_LAYER
     append: bool = False
+    dialogue: str | None = None  # the cast speaker of quoted speech in this chapter
 
 
 @dataclass(frozen=True)
 class Source:
-    """What a reader returns: its chapters (lazily) and, for a job file, its settings."""
+    """What a reader returns: its chapters (lazily) and, for a job file, its settings.
+
+    ``cast`` maps a speaker to the fields its lines take; ``lexicon`` rewrites what is sent;
+    ``book``, ``skipped`` and ``notes`` come from a book source (see ``Job``).
+    """
 
     chapters: Iterable[SourceChapter]
     output: OutputSettings = field(default_factory=OutputSettings)
     run: RunSettings = field(default_factory=RunSettings)
+    cast: Mapping[str, Layer] | None = None
+    lexicon: Lexicon | None = None
+    book: BookMeta | None = None
+    skipped: tuple[Skipped, ...] = ()
+    notes: tuple[str, ...] = ()

@@ -11,7 +11,7 @@ to expect; the other optional fields stay ``None`` (left out of the request) whe
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from pipeline.manifest.model import (
     SourceLine,
 )
 from pipeline.manifest.readers import ReadContext, read_source, suffix_list
+from pipeline.manifest.spoken import Speaking
 from pipeline.manifest.text import display, problem
 from pipeline.settings import DEFAULT_FIT, DEFAULT_MAX_SPEED, DEFAULT_PAUSE_MS
 from pipeline.speech import DEFAULT_FORMAT, DEFAULT_SAMPLE_RATE, SpeechParams, check_field
@@ -51,14 +52,20 @@ _RESERVED_IDS = {"report": "its files would collide with report.json"} | {
 }
 
 
-def load_job(path: Path, overrides: Overrides = NO_OVERRIDES) -> Job:
-    """Load and validate a job file or manifest (any registered suffix: ``.yaml``, ``.csv``...).
+def load_job(
+    path: Path,
+    overrides: Overrides = NO_OVERRIDES,
+    voice_languages: Mapping[str, str] | None = None,
+) -> Job:
+    """Load and validate a job file or manifest (any registered suffix: ``.yaml``, ``.csv``,
+    ``.epub``, ``.txt``...).
 
-    Raises ``ConfigError`` for a bad override and ``ManifestError`` with every problem found
-    in ``path`` and the files it names.
+    ``voice_languages`` (voice_id -> language_code, from a voice list) gives a line whose
+    ``language`` nothing sets the language of its voice. Raises ``ConfigError`` for a bad
+    override and ``ManifestError`` with every problem found in ``path`` and the files it names.
     """
     check_overrides(overrides)
-    resolver = Resolver(overrides)
+    resolver = Resolver(overrides, voice_languages or {})
     job = resolver.load(Path(path))
     if resolver.problems:
         raise ManifestError(_in_file_order(resolver.problems))
@@ -116,8 +123,10 @@ class _ChapterBuilder:
 class Resolver:
     """Consumes a reader's neutral chapters in order; collects every problem on the way."""
 
-    def __init__(self, overrides: Overrides) -> None:
+    def __init__(self, overrides: Overrides, voice_languages: Mapping[str, str]) -> None:
         self.overrides = overrides
+        self.voice_languages = voice_languages
+        self.speaking = Speaking(None, None, voice_languages, self.problem)
         self.problems: list[Problem] = []
         self.chapters: dict[str, _ChapterBuilder] = {}
         self.folded: dict[str, _ChapterBuilder] = {}  # casefolded id: case-insensitive disks
@@ -139,20 +148,28 @@ class Resolver:
             )
             job = Job(source=path, chapters=())
         else:
+            self.speaking = Speaking(source.cast, source.lexicon, self.voice_languages,
+                                     self.problem)
             self.consume(source.chapters)
-            job = Job(path, (), source.output, source.run)
+            job = Job(path, (), source.output, source.run, source.book, source.skipped,
+                      source.notes)
         chapters = self.finish()
         if not chapters and not self.problems:
             self.problem(shown, None, "no chapters: the manifest has nothing to speak")
-        return Job(path, chapters, job.output, job.run)
+        return replace(job, chapters=chapters)
 
     def consume(self, chapters: Iterable[SourceChapter]) -> None:
         for source in chapters:
             b = self.open(source)
             if b is None:
                 continue
+            dialogue = self.speaking.check_dialogue(source)
             for line in source.lines:  # lazy: the reader reports line problems as it goes
-                self.add_line(b, line, source.fields.then(line.fields))
+                b.positions += 1
+                lid = line.id if line.id is not None else str(b.positions)
+                for piece in self.speaking.pieces(source, line, dialogue):
+                    part_id = lid if piece.part is None else f"{lid}.{piece.part}"
+                    self.add_line(b, part_id, line, piece.text, piece.fields, piece.last)
 
     def open(self, source: SourceChapter) -> _ChapterBuilder | None:
         """The builder for ``source``; None for more rows of an id already refused."""
@@ -225,9 +242,16 @@ class Resolver:
         self.refused.append(b)
         return b
 
-    def add_line(self, b: _ChapterBuilder, source: SourceLine, fields: Layer) -> None:
-        b.positions += 1
-        lid = source.id if source.id is not None else str(b.positions)
+    def add_line(
+        self,
+        b: _ChapterBuilder,
+        lid: str,
+        source: SourceLine,
+        text: str,
+        fields: Layer,
+        last: bool = True,
+    ) -> None:
+        """Add line ``lid`` (``source``, or a part of it cut at a quote when not ``last``)."""
         if lid in b.line_ids:
             first = b.line_ids[lid]
             self.problem(
@@ -240,9 +264,11 @@ class Resolver:
         b.line_ids[lid] = source.line
         values = fields.values
         params = self._params(values)
-        pause = values.get("pause_ms", DEFAULT_PAUSE_MS)
+        # Parts of one paragraph follow each other without a pause: it is one paragraph.
+        pause = values.get("pause_ms", DEFAULT_PAUSE_MS) if last else 0
+        sent = self.speaking.text(text, values, source.file, source.line)
         line = Line(
-            lid, source.text, params, pause, source.file, source.line, *_dubbing(source, values)
+            lid, sent, params, pause, source.file, source.line, *_dubbing(source, values)
         )
         if not params.voice_id and "voice_id" not in fields.invalid:
             b.no_voice.append(line)

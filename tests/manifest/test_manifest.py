@@ -340,16 +340,15 @@ def test_job_file_pointing_at_csv_applies_its_defaults(tmp_path: Path) -> None:
     assert [x.params.voice_id for x in lines] == ["jv", "own"]
 
 
+SUFFIXES = ".yaml, .yml, .csv, .srt, .vtt, .ass, .ssa, .epub or .txt"
+
+
 @pytest.mark.parametrize(
     ("job", "line", "message"),
     [
         ("manifest: nothere.csv\n", 1, "manifest nothere.csv: no such file"),
-        (
-            "manifest: sub\n",
-            1,
-            "manifest sub: must end in .yaml, .yml, .csv, .srt, .vtt, .ass or .ssa",
-        ),
-        ("manifest: [a]\n", 1, "manifest must be the path of a .yaml or .csv file"),
+        ("manifest: sub\n", 1, f"manifest sub: must end in {SUFFIXES}"),
+        ("manifest: [a]\n", 1, f"manifest must be the path of a {SUFFIXES}"),
         (
             "manifest: m.yaml\nchapters: []\n",
             2,
@@ -451,7 +450,8 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_ones(tmp_path: Path
     problem = only(yaml_file(tmp_path, GOOD_CHAPTER + "zzz: 1\n"))
     assert problem.line == 5
     assert problem.message == (
-        "zzz: unknown key; allowed: manifest, defaults, chapters, output, run"
+        "zzz: unknown key; allowed: manifest, defaults, chapters, output, run, book, lexicon, "
+        "cast, dialogue, normalize, language, include, exclude, heading, preface"
     )
 
 
@@ -681,7 +681,7 @@ def test_every_problem_is_found_in_one_pass_in_line_order(tmp_path: Path) -> Non
 
 
 def test_unknown_source_type_and_missing_source(tmp_path: Path) -> None:
-    assert only(write(tmp_path, "book.txt", "x")).message.startswith("unknown file type")
+    assert only(write(tmp_path, "book.docx", "x")).message.startswith("unknown file type")
     assert only(tmp_path / "none.yaml").message == "no such file"
     assert only(tmp_path / "none.csv").message == "no such file"
 

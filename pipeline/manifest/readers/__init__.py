@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.manifest.model import EMPTY_LAYER, Layer, Source
+from pipeline.manifest.model import EMPTY_LAYER, BookOptions, Layer, Source
 from pipeline.manifest.text import display
 
 
@@ -29,13 +29,15 @@ class ReadContext:
     ``outer`` holds the fields of every layer around the file (the command line's voice, a
     job file's defaults); a reader puts its own defaults and chapter fields on top.
     ``named_by`` is the job file that named this manifest (None for the file given by the
-    user); a reader refuses job-only sections in a named manifest.
+    user); a reader refuses job-only sections in a named manifest. ``book`` says how a book
+    source is read (the job file's ``include``, ``exclude``, ``heading``, ``preface``).
     """
 
     problem: ProblemSink
     display: str
     outer: Layer = EMPTY_LAYER
     named_by: str | None = None
+    book: BookOptions = BookOptions()
 
     def nested(self, path: Path, outer: Layer, named_by: str) -> ReadContext:
         return replace(self, display=display(path), outer=outer, named_by=named_by)
@@ -54,7 +56,11 @@ READERS: dict[str, str | Reader] = {
     ".vtt": "pipeline.manifest.readers.subtitles:read",
     ".ass": "pipeline.manifest.readers.subtitles:read",
     ".ssa": "pipeline.manifest.readers.subtitles:read",
+    ".epub": "pipeline.manifest.readers.epub:read",
+    ".txt": "pipeline.manifest.readers.txt:read",
 }
+# Suffixes whose reader takes the job file's book options (include, exclude, ...).
+BOOK_SUFFIXES = (".epub", ".txt")
 
 
 def reader_for(path: Path) -> Reader | None:

@@ -18,6 +18,7 @@ from pipeline.manifest.model import (
     CSV_REQUIRED,
     EMPTY_LAYER,
     LAYER_KEYS,
+    TEXT_KEYS,
     Layer,
     Source,
     SourceChapter,
@@ -164,10 +165,12 @@ class _CsvReader:
         if not cid:
             return None
         lid = self.cell(record, "id") or None
+        speaker = self.cell(record, "speaker") or None
         start, end = cue_times(self.cell(record, "start"), self.cell(record, "end"), line,
                                self.problem)
         lines = (
-            (SourceLine(text, self.file, line, id=lid, start=start, end=end, fields=layer),)
+            (SourceLine(text, self.file, line, id=lid, speaker=speaker, start=start, end=end,
+                        fields=layer),)
             if text
             else ()
         )
@@ -177,7 +180,7 @@ class _CsvReader:
     def layer(self, record: list[str], line: int) -> Layer:
         values: dict[str, Any] = {}
         invalid: set[str] = set()
-        for name in LAYER_KEYS:
+        for name in (*LAYER_KEYS, *TEXT_KEYS):
             cell = self.cell(record, name)
             if not cell:
                 continue
@@ -204,9 +207,14 @@ _CSV_WHOLE = ("sample_rate", "loudness_rate", "pause_ms")
 _CSV_NUMBER = ("speed", "emotion_scale", "max_speed")
 
 
+_CSV_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
 def _csv_value(name: str, cell: str) -> tuple[Any, str | None]:
     """A CSV cell as the type the field takes, and the check's message (None when fine)."""
     value: Any = cell
+    if name == "normalize":
+        value = _CSV_BOOLEANS.get(cell.lower(), cell)
     if name in _CSV_WHOLE or name in _CSV_NUMBER:
         try:
             value = int(cell) if name in _CSV_WHOLE else float(cell)

@@ -7,7 +7,8 @@ the parser's node marks, so every problem names the line it is on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,19 @@ from pipeline.manifest.model import (
     JOB_ONLY_KEYS,
     LAYER_KEYS,
     LINE_KEYS,
+    TEXT_KEYS,
     TEXT_SOURCES,
     TOP_KEYS,
+    BookOptions,
     Layer,
     Source,
     SourceChapter,
     SourceLine,
 )
 from pipeline.manifest.readers import ReadContext, reader_for, suffix_list
+from pipeline.manifest.readers.booksection import book_options, book_section
 from pipeline.manifest.readers.jobsections import output_settings, run_settings
+from pipeline.manifest.readers.textrules import text_rules
 from pipeline.manifest.readers.yamltree import Node, parse
 from pipeline.manifest.text import display, one_line, paragraphs, read_text, unknown
 
@@ -38,15 +43,20 @@ def read(path: Path, context: ReadContext) -> Source:
     if root is None:
         return Source(())
     if context.named_by is not None:
-        return Source(reader.named_manifest(root, path))
+        return reader.named_manifest(root, path)
     file, folder = context.display, path.parent
     reader.check_keys(root, file, TOP_KEYS)
     output = output_settings(root.value.get("output"), file, folder, reader.problem)
     run = run_settings(root.value.get("run"), file, reader.problem)
     outer = context.outer.then(reader.defaults(root.value.get("defaults"), file))
+    outer = outer.then(reader.layer(root, file, TEXT_KEYS))
+    rules = text_rules(root, file, folder, reader.problem, reader.layer)
+    book = book_section(root.value.get("book"), file, folder, reader.problem)
     target = root.value.get("manifest")
+    options = book_options(root, file, reader.problem, target)
+    source = Source(())
     if target is None:
-        chapters: Iterator[SourceChapter] = reader.chapters(root, file, folder, outer)
+        source = Source(reader.chapters(root, file, folder, outer))
     elif "chapters" in root.value:
         reader.problem(
             file,
@@ -54,10 +64,27 @@ def read(path: Path, context: ReadContext) -> Source:
             "chapters: a job file with "
             "'manifest' takes its chapters from that file; remove one of the two",
         )
-        chapters = iter(())
     else:
-        chapters = reader.indirect(target, file, folder, outer)
-    return Source(chapters, output, run)
+        source = reader.indirect(target, file, folder, outer, options)
+    dialogue = reader.optional_text(root.value.get("dialogue"), "dialogue", file)
+    return replace(
+        source,
+        chapters=_with_dialogue(source.chapters, dialogue),
+        output=output,
+        run=run,
+        cast=rules.cast if rules.cast is not None else source.cast,
+        lexicon=rules.lexicon if rules.lexicon is not None else source.lexicon,
+        book=book.over(source.book) if book is not None else source.book,
+    )
+
+
+def _with_dialogue(
+    chapters: Iterable[SourceChapter], dialogue: str | None
+) -> Iterable[SourceChapter]:
+    """The job's ``dialogue`` for every chapter that names none (a book's chapters, say)."""
+    if dialogue is None:
+        return chapters
+    return (c if c.dialogue is not None else replace(c, dialogue=dialogue) for c in chapters)
 
 
 class _YamlReader:
@@ -74,12 +101,12 @@ class _YamlReader:
                 self.problem(file, child.key_line, unknown(key, "key", report or allowed))
 
     def indirect(
-        self, node: Node, file: str, folder: Path, outer: Layer
-    ) -> Iterator[SourceChapter]:
+        self, node: Node, file: str, folder: Path, outer: Layer, options: BookOptions
+    ) -> Source:
         name = node.text()
         if not isinstance(node.value, str) or not name or not name.strip():
-            self.problem(file, node.line, "manifest must be the path of a .yaml or .csv file")
-            return
+            self.problem(file, node.line, f"manifest must be the path of a {suffix_list()} file")
+            return Source(())
         path = folder / name
         reader = reader_for(path)
         if reader is None:
@@ -88,9 +115,11 @@ class _YamlReader:
             what = "is a directory" if path.is_dir() else "no such file"
             self.problem(file, node.line, f"manifest {name}: {what} ({display(path)})")
         else:
-            yield from reader(path, self.context.nested(path, outer, file)).chapters
+            nested = replace(self.context.nested(path, outer, file), book=options)
+            return reader(path, nested)
+        return Source(())
 
-    def named_manifest(self, root: Node, path: Path) -> Iterator[SourceChapter]:
+    def named_manifest(self, root: Node, path: Path) -> Source:
         file = self.context.display
         for key in JOB_ONLY_KEYS:
             if key in root.value:
@@ -104,17 +133,22 @@ class _YamlReader:
         allowed = [k for k in TOP_KEYS if k not in JOB_ONLY_KEYS]
         self.check_keys(root, file, TOP_KEYS, report=allowed)
         own = self.defaults(root.value.get("defaults"), file)
-        yield from self.chapters(root, file, path.parent, self.context.outer.then(own))
+        own = own.then(self.layer(root, file, TEXT_KEYS))
+        rules = text_rules(root, file, path.parent, self.problem, self.layer)
+        chapters = self.chapters(root, file, path.parent, self.context.outer.then(own))
+        return Source(chapters, cast=rules.cast, lexicon=rules.lexicon)
 
-    def layer(self, node: Node, file: str) -> Layer:
+    def layer(
+        self, node: Node, file: str, names: Sequence[str] = (*LAYER_KEYS, *TEXT_KEYS)
+    ) -> Layer:
         values: dict[str, Any] = {}
         invalid: set[str] = set()
-        for name in LAYER_KEYS:
+        for name in names:
             child = node.value.get(name)
             if child is None:
                 continue
             value = child.value
-            if name in ("voice_id", "context_texts") and not isinstance(value, str):
+            if name in ("voice_id", "context_texts", "language") and not isinstance(value, str):
                 value = child.text()  # voice_id: 7426720361733144585 is text to Coze
             if isinstance(child.value, dict | list):
                 message: str | None = f"{name} must be a single value, not {child.kind()}"
@@ -178,8 +212,9 @@ class _YamlReader:
         cid = self.chapter_id(node, file)
         title = self.optional_text(node.value.get("title"), "title", file)
         fields = outer.then(self.layer(node, file))
+        dialogue = self.optional_text(node.value.get("dialogue"), "dialogue", file)
         lines = self.chapter_lines(node, cid or "?", file, folder)  # lazy: read when resolved
-        return SourceChapter(cid, title, file, node.line, lines, fields)
+        return SourceChapter(cid, title, file, node.line, lines, fields, dialogue=dialogue)
 
     def chapter_lines(self, node: Node, cid: str, file: str, folder: Path) -> Iterator[SourceLine]:
         m = node.value
@@ -286,6 +321,7 @@ class _YamlReader:
                 yield line
 
     def list_line(self, node: Node, file: str) -> SourceLine | None:
+        speaker = None
         if isinstance(node.value, str):  # `- "Hello"`: a line with nothing but its text
             text_node, lid, layer = node, None, EMPTY_LAYER
         elif node.is_map:
@@ -293,6 +329,7 @@ class _YamlReader:
             text_node = node.value.get("text")
             lid = self.line_id(node, file)
             layer = self.layer(node, file)
+            speaker = self.optional_text(node.value.get("speaker"), "speaker", file)
             if text_node is None:
                 self.problem(file, node.line, "line has no text: add 'text: ...'")
                 return None
@@ -304,7 +341,7 @@ class _YamlReader:
         text = self.required_text(text_node, "text", file)
         if text is None:
             return None
-        return SourceLine(one_line(text), file, node.line, id=lid, fields=layer)
+        return SourceLine(one_line(text), file, node.line, id=lid, speaker=speaker, fields=layer)
 
     def line_id(self, node: Node, file: str) -> str | None:
         id_node: Node | None = node.value.get("id")

@@ -1,0 +1,338 @@
+"""Finishing a long chapter with a loudness target: the old two-pass loudnorm against today's.
+
+    .venv/bin/python -m bench.finishing --minutes 45      # the issue's case
+    .venv/bin/python -m bench.finishing --quick           # 3 minutes, a smoke run
+    .venv/bin/python -m bench.finishing --clock cpu       # CPU seconds: for a shared machine
+
+Speech comes from the local server's eSpeak engine: chunks of two Holmes and Sanguo chapters
+in English and Chinese voices at several speeds (real loudness variation), encoded as the
+API's mp3 at 24 kHz, then listed over and over up to the chapter's length. Both paths finish
+the same chapter to mp3 at -18 LUFS and then build a one-chapter m4b from it, stage by stage
+and in the same run; the outputs' loudness and true peak are measured by the NumPy reference
+(pipeline/audio/loudness.py), not by the meter either path used. ``--threads`` also times
+two chapters finished one after the other and then in two threads at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.filter
+import numpy as np
+
+from bench.common import CORPUS_VARIABLE, TEXTS, machine
+from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book
+from pipeline.audio.avutil import captured_log
+from pipeline.audio.control import Watch
+from pipeline.audio.limiter import TruePeakLimiter
+from pipeline.audio.loudness import integrated_loudness, true_peak_dbtp
+from pipeline.audio.process import chapter_blocks, limited, loudness_gain_db, measure_loudness
+
+RATE = 24000
+TARGET = -18.0
+# The project's own texts by default; $TTS_CORPUS_DIR (with holmes_01.txt and sanguo_01.txt)
+# for longer, varied speech.
+VOICES = (("en_lighthouse.txt", "local-en-male"), ("zh_teahouse.txt", "local-zh-female"))
+CORPUS_VOICES = (("holmes_01.txt", "local-en-male"), ("sanguo_01.txt", "local-zh-female"))
+SPEEDS = (0.9, 1.0, 1.2)
+
+
+def make_parts(directory: Path, count: int, corpus: Path) -> list[Path]:
+    """``count`` espeak chunks as API mp3 answers; made once per directory."""
+    from pipeline.chunking import split_text
+    from pipeline.localserver.encode import encode
+    from pipeline.localserver.espeak import EspeakEngine
+    from pipeline.manifest import split_paragraphs
+
+    directory.mkdir(parents=True, exist_ok=True)
+    existing = sorted(directory.glob("part*.mp3"))
+    if len(existing) >= count:
+        return existing[:count]
+    per_voice = []
+    voices = VOICES if corpus == TEXTS else CORPUS_VOICES
+    for name, voice in voices:
+        text = (corpus / name).read_text(encoding="utf-8")
+        chunks = [c for p in split_paragraphs(text)[1:] for c in split_text(p, 240)]
+        per_voice.append([(c, voice) for c in chunks[: count // 2 + 1]])
+    engine = EspeakEngine()
+    paths = []
+    for i in range(count):
+        pool = per_voice[i % 2]
+        text, voice = pool[(i // 2) % len(pool)]  # short texts are repeated
+        samples = engine.synthesize(text, voice, speed=SPEEDS[i % 3], sample_rate=RATE)
+        path = directory / f"part{i:03d}.mp3"
+        path.write_bytes(encode(samples, RATE, "mp3"))
+        paths.append(path)
+    return paths
+
+
+def chapter_spec(parts: list[Path], minutes: float, out: Path) -> ChapterSpec:
+    lengths = []
+    for path in parts:
+        with av.open(str(path)) as c:
+            lengths.append(float(c.duration or 0) / av.time_base)
+    listed, total, i = [], 0.0, 0
+    while total < minutes * 60:
+        listed.append(Part(parts[i % len(parts)], f"chunk {i}", f"line{i}", True, 400))
+        total += lengths[i % len(parts)] + 0.4
+        i += 1
+    return ChapterSpec(tuple(listed), "mp3", RATE, out, output_format="mp3", loudness_lufs=TARGET)
+
+
+# --- the old path, as it was before this change (two-pass loudnorm, frame by frame) --------
+
+
+def _old_frames(spec: ChapterSpec) -> Iterator[av.AudioFrame]:
+    for part in spec.parts:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+        with av.open(str(part.path)) as c:
+            for frame in c.decode(audio=0):
+                frame.pts = None
+                yield from resampler.resample(frame)
+            yield from resampler.resample(None)
+        samples = round(part.pause_after_ms * RATE / 1000)
+        zeros = np.zeros((1, samples), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(zeros, format="flt", layout="mono")
+        frame.sample_rate = RATE
+        yield frame
+
+
+def _old_chain(frames: Iterator[av.AudioFrame], filters: list[tuple[str, str]]) -> Any:
+    graph = av.filter.Graph()
+    node = graph.add_abuffer(format="flt", sample_rate=RATE, layout="mono", time_base=None)
+    for name, args in filters:
+        nxt = graph.add(name, args)
+        node.link_to(nxt)
+        node = nxt
+    node.link_to(graph.add("abuffersink"))
+    graph.configure()
+
+    def run() -> Iterator[av.AudioFrame]:
+        pts = 0
+        for frame in itertools.chain(frames, [None]):
+            if frame is not None:
+                frame.pts, frame.time_base = pts, Fraction(1, RATE)
+                pts += frame.samples
+            graph.push(frame)
+            while True:
+                try:
+                    yield graph.pull()
+                except (av.BlockingIOError, av.EOFError):
+                    break
+
+    return graph, run()
+
+
+def old_measure(spec: ChapterSpec) -> dict[str, float]:
+    args = f"I={TARGET}:TP=-1.5:LRA=50:print_format=json"
+    graph, frames = _old_chain(_old_frames(spec), [("loudnorm", args)])
+    for _ in frames:
+        pass
+    with captured_log() as logs:
+        del graph, frames
+    text = " ".join(line[2] for line in logs if line[1] == "loudnorm")
+    values: dict[str, str] = json.JSONDecoder().raw_decode(text, text.find("{"))[0]
+    return {k: float(v) for k, v in values.items() if k.startswith(("input", "target"))}
+
+
+def old_normalised(spec: ChapterSpec, m: dict[str, float]) -> Iterator[av.AudioFrame]:
+    args = (
+        f"I={TARGET}:TP=-1.5:LRA=50:print_format=none:measured_I={m['input_i']}"
+        f":measured_TP={m['input_tp']}:measured_LRA={m['input_lra']}"
+        f":measured_thresh={m['input_thresh']}:offset={m['target_offset']}:linear=true"
+    )
+    _, frames = _old_chain(_old_frames(spec), [("loudnorm", args), ("aresample", str(RATE))])
+    yield from frames
+
+
+def old_encode(frames: Iterator[av.AudioFrame], path: Path, container: str, codec: str) -> None:
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=RATE, layout="mono")
+        stream.bit_rate = 64_000 if codec == "libmp3lame" else 96_000
+        pts = 0
+        for frame in frames:
+            frame.pts, frame.time_base, frame.sample_rate = pts, Fraction(1, RATE), RATE
+            pts += frame.samples
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def old_book(chapter: Path, out: Path) -> None:
+    def frames() -> Iterator[av.AudioFrame]:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+        with av.open(str(chapter)) as c:
+            for frame in c.decode(audio=0):
+                frame.pts = None
+                yield from resampler.resample(frame)
+
+    old_encode(frames(), out, "ipod", "aac")
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]
+
+
+def _timed(fn: Callable[[], Any], clock: Callable[[], float] | None = None) -> tuple[float, Any]:
+    """Seconds ``fn`` took on the chosen clock: CPU seconds of this process when the machine
+    is shared (each stage runs on one thread), wall seconds otherwise."""
+    now = clock or _clock
+    start = now()
+    result = fn()
+    return now() - start, result
+
+
+def _drain(items: Iterator[Any]) -> int:
+    return sum(1 for _ in items)
+
+
+def time_old(spec: ChapterSpec, work: Path) -> dict[str, Any]:
+    chapter, book = work / "old.mp3", work / "old.m4b"
+    stages: dict[str, float] = {}
+    stages["decode"], _ = _timed(lambda: _drain(_old_frames(spec)))
+    stages["measure"], measured = _timed(lambda: old_measure(spec))
+    stages["gain+limit"], _ = _timed(lambda: _drain(old_normalised(spec, measured)))
+    full, _ = _timed(
+        lambda: old_encode(old_normalised(spec, measured), chapter, "mp3", "libmp3lame")
+    )
+    stages["encode"] = full - stages["gain+limit"]
+    stages["chapter"] = stages["measure"] + full
+    stages["m4b"], _ = _timed(lambda: old_book(chapter, book))
+    return {"stages": stages, "chapter": chapter, "book": book}
+
+
+def time_new(spec: ChapterSpec, work: Path) -> dict[str, Any]:
+    from dataclasses import replace
+
+    chapter, book = work / "new.mp3", work / "new.m4b"
+    spec = replace(spec, out_path=chapter)
+    watch = Watch(None, None)
+    stages: dict[str, float] = {}
+    stages["decode"], _ = _timed(lambda: _drain(chapter_blocks(spec, RATE, "mono", None, watch)))
+
+    def measure() -> float:
+        return measure_loudness(chapter_blocks(spec, RATE, "mono", None, watch), RATE, "mono")
+
+    stages["measure"], measured = _timed(measure)
+    gain = loudness_gain_db(TARGET, measured) or 0.0
+    limiter = TruePeakLimiter(RATE, 1, gain)
+    blocks = chapter_blocks(spec, RATE, "mono", None, watch)
+    stages["gain+limit"], count = _timed(lambda: sum(b.shape[1] for b in limited(blocks, limiter)))
+    stages["chapter"], _ = _timed(lambda: assemble_chapter(spec))
+    stages["encode"] = stages["chapter"] - stages["measure"] - stages["gain+limit"]
+    stages["m4b"], _ = _timed(lambda: build_book([(chapter, "One")], book))
+    share = limiter.reduced_samples / max(1, count)
+    return {"stages": stages, "chapter": chapter, "book": book, "limited_share": share}
+
+
+def file_levels(path: Path) -> dict[str, float]:
+    blocks = []
+    with av.open(str(path)) as c:
+        rate = c.streams.audio[0].codec_context.sample_rate
+        for frame in c.decode(audio=0):
+            blocks.append(frame.to_ndarray().reshape(-1))
+    samples = np.concatenate(blocks)
+    return {
+        "seconds": round(len(samples) / rate, 1),
+        "lufs": round(integrated_loudness(samples, rate), 2),
+        "dbtp": round(true_peak_dbtp(samples), 2),
+    }
+
+
+def time_threads(spec: ChapterSpec, work: Path) -> dict[str, float]:
+    """Two chapters one after the other, then the same two in two threads at once."""
+    from dataclasses import replace
+
+    specs = [replace(spec, out_path=work / f"thread{i}.mp3") for i in range(2)]
+    serial, _ = _timed(lambda: [assemble_chapter(s) for s in specs], time.perf_counter)
+
+    def parallel() -> None:
+        threads = [threading.Thread(target=assemble_chapter, args=(s,)) for s in specs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    both, _ = _timed(parallel, time.perf_counter)
+    return {"serial_s": round(serial, 2), "threads_s": round(both, 2), "speedup": serial / both}
+
+
+STAGES = ("decode", "measure", "gain+limit", "encode", "chapter", "m4b")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=45.0)
+    parser.add_argument("--quick", action="store_true", help="3 minutes from 12 chunks")
+    parser.add_argument("--parts", type=int, default=40, help="distinct espeak chunks")
+    parser.add_argument("--dir", default="out/bench-finishing", help="parts and outputs")
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="wall", help="cpu on a shared machine"
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path(os.environ[CORPUS_VARIABLE]) if os.environ.get(CORPUS_VARIABLE) else TEXTS,
+        help="the texts to speak",
+    )
+    parser.add_argument("--threads", action="store_true", help="also time 2 chapters in 2 threads")
+    args = parser.parse_args()
+    global _clock
+    _clock = CLOCKS[args.clock]
+    minutes, count = (3.0, 12) if args.quick else (args.minutes, args.parts)
+    work = Path(args.dir)
+    parts = make_parts(work / "parts", count, args.corpus)
+    spec = chapter_spec(parts, minutes, work / "chapter.mp3")
+    old = time_old(spec, work)
+    new = time_new(spec, work)
+    levels = {}
+    for name, result in (("old", old), ("new", new)):
+        levels[name] = {
+            "chapter": file_levels(result["chapter"]),
+            "m4b": file_levels(result["book"]),
+        }
+    audio_s = levels["new"]["chapter"]["seconds"]
+    print(
+        f"{machine()['cpu']}, nproc {machine()['nproc']}; chapter of {minutes:g} min, "
+        f"{len(spec.parts)} parts, mp3 at {TARGET:g} LUFS, then a one-chapter m4b; "
+        f"{args.clock} seconds"
+    )
+    print(f"{'stage':12} {'old s':>8} {'old x':>7} {'new s':>8} {'new x':>7} {'ratio':>7}")
+    for stage in STAGES:
+        o, n = old["stages"][stage], new["stages"][stage]
+        print(f"{stage:12} {o:8.2f} {audio_s / o:7.0f} {n:8.2f} {audio_s / n:7.0f} {o / n:7.1f}")
+    for name in ("old", "new"):
+        print(f"{name}: chapter {levels[name]['chapter']}, m4b {levels[name]['m4b']}")
+    print(f"new: the limiter turned down {new['limited_share']:.2%} of the samples")
+    summary: dict[str, Any] = {
+        "machine": machine(),
+        "minutes": minutes,
+        "clock": args.clock,
+        "old": {k: round(v, 2) for k, v in old["stages"].items()},
+        "new": {k: round(v, 2) for k, v in new["stages"].items()},
+        "levels": levels,
+    }
+    if args.threads:
+        summary["threads"] = time_threads(spec, work)
+        t = summary["threads"]
+        print(
+            f"two chapters: {t['serial_s']} s one after the other, {t['threads_s']} s in two "
+            f"threads: {t['speedup']:.2f}x"
+        )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
