@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book
-from pipeline.dubbing.chapter import DubOutcome, DubSpec, dub_chapter, dub_lines, is_timed
+from pipeline.dubbing.model import DubOutcome, DubSpec, dub_lines, is_timed
 from pipeline.errors import CODE_ASSEMBLY, PipelineError
 from pipeline.formats import FILE_EXTENSIONS
 from pipeline.planning import ChapterPlan
@@ -124,6 +124,8 @@ async def assemble_dubbed(
             result = await anyio.to_thread.run_sync(assemble_chapter, spec)
         except (PipelineError, OSError) as e:
             return ChapterError(CODE_ASSEMBLY, str(e), None, None)
+    from pipeline.dubbing.chapter import dub_chapter  # PyAV and numpy: only when dubbing
+
     dspec = dub_spec(state, output, out_dir)
     lines = dub_lines(state.plan, state.parts)
     try:

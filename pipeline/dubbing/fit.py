@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from pipeline.audio import check_audio
 from pipeline.coze.speech import SPEED_RANGE
 from pipeline.dubbing.model import OVERFLOW_TOLERANCE_S, slot_of
 from pipeline.errors import ApiError, FatalApiError
-from pipeline.finishing import ChapterState
 from pipeline.planning import Chunk
 
 MARGIN = 1.02
@@ -28,6 +26,7 @@ MARGIN = 1.02
 _SPEED_DECIMALS = 3
 
 if TYPE_CHECKING:
+    from pipeline.finishing import ChapterState
     from pipeline.runner import Runner
 
 Ask = Callable[[Chunk], Awaitable[Path | None]]
@@ -75,6 +74,8 @@ def refit_speed(old: float | None, audio_s: float, slot_s: float, max_speed: flo
 
 
 def _line_seconds(paths: Sequence[Path], fmt: str, rate: int) -> float:
+    from pipeline.audio import check_audio  # PyAV: only when a line is fitted
+
     return sum(check_audio(p.read_bytes(), fmt, rate) for p in paths)
 
 

@@ -1,11 +1,17 @@
-"""What the dubbing stages exchange: a line with its cue and audio, and what became of it."""
+"""What the dubbing stages exchange: a line with its cue and audio, and what became of it.
+
+Light on purpose (no PyAV, no numpy): finishing and the runner import it for every run.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pipeline.planning import ChapterPlan
 
 # A line this much longer than its slot is not reported: below a millisecond, nobody hears it.
 OVERFLOW_TOLERANCE_S = 0.001
@@ -76,3 +82,57 @@ class LineResult:
     def overlap_json(self) -> dict[str, Any]:
         assert self.overlap_s is not None
         return {"line": self.id, "overlap_s": round(self.overlap_s, 3)}
+
+
+@dataclass(frozen=True)
+class DubSpec:
+    """What a dubbed chapter needs besides its lines."""
+
+    response_format: str
+    sample_rate: int
+    output_format: str | None  # None: the API's format
+    extension: str
+    out_dir: Path
+    chapter_id: str
+    track_path: Path | None  # None: no timed track (the chapter is joined as usual)
+    clips: bool
+    subtitles: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DubOutcome:
+    duration_s: float | None = None
+    results: list[LineResult] = field(default_factory=list)
+    clips_csv: str | None = None
+    subtitle_paths: list[Path] = field(default_factory=list)
+
+    def report(self, timed: bool) -> dict[str, Any]:
+        """The chapter's ``dubbing`` object in report.json."""
+        out: dict[str, Any] = {"timed": timed}
+        if self.clips_csv is not None:
+            out["clips"] = self.clips_csv
+        out["stretched"] = sum(r.stretch is not None for r in self.results)
+        out["refit"] = sum(r.refit_speed is not None for r in self.results)
+        out["overflows"] = [r.overflow_json() for r in self.results if r.overflow_s is not None]
+        out["overlaps"] = [r.overlap_json() for r in self.results if r.overlap_s is not None]
+        return out
+
+
+def is_timed(plan: ChapterPlan) -> bool:
+    lines = plan.chapter.lines
+    return bool(lines) and all(line.start is not None for line in lines)
+
+
+def dub_lines(plan: ChapterPlan, parts: Sequence[Path | None]) -> list[DubLine]:
+    """Every line of ``plan``'s chapter with its chunk files, in order."""
+    paths: list[list[Path]] = [[] for _ in plan.chapter.lines]
+    for chunk, path in zip(plan.chunks, parts, strict=True):
+        assert path is not None
+        paths[chunk.line_index].append(path)
+    return [
+        DubLine(line.id, line.text, line.speaker, line.start, line.end, tuple(found),
+                line.fit, line.max_speed, line.params.speed)
+        for line, found in zip(plan.chapter.lines, paths, strict=True)
+        if found
+    ]
