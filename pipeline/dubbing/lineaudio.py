@@ -126,7 +126,9 @@ def encode_blocks(
     """Planar float blocks to ``path`` in output format ``fmt`` (one of ``ENCODINGS``)."""
     encoding = ENCODINGS[fmt]
     with av_errors(f"encoding {fmt}"), av.open(str(path), "w", format=encoding.container) as out:
-        stream = out.add_stream(encoding.codec, rate=rate, layout=layout)
+        stream = out.add_stream(
+            encoding.codec, rate=rate, layout=layout, options=dict(encoding.options)
+        )
         assert isinstance(stream, av.AudioStream)
         if encoding.bit_rate_per_channel is not None:
             stream.bit_rate = encoding.bit_rate_per_channel * channels_of(layout)
