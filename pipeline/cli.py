@@ -177,6 +177,8 @@ def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
         subtitles=output.subtitles,
         book=output.book,
         album=job.source.stem,
+        clips=output.clips,
+        fit_strict=output.fit_strict,
     )
 
 

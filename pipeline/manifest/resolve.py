@@ -33,7 +33,7 @@ from pipeline.manifest.model import (
 from pipeline.manifest.readers import ReadContext, read_source, suffix_list
 from pipeline.manifest.spoken import Speaking
 from pipeline.manifest.text import display, problem
-from pipeline.settings import DEFAULT_PAUSE_MS
+from pipeline.settings import DEFAULT_FIT, DEFAULT_MAX_SPEED, DEFAULT_PAUSE_MS
 from pipeline.speech import DEFAULT_FORMAT, DEFAULT_SAMPLE_RATE, SpeechParams, check_field
 
 # Chapter ids become file names (<id>.mp3, <id>.srt): ASCII only, so that no file system
@@ -287,7 +287,9 @@ class Resolver:
         # Parts of one paragraph follow each other without a pause: it is one paragraph.
         pause = values.get("pause_ms", DEFAULT_PAUSE_MS) if last else 0
         sent = self.speaking.text(text, values, source.file, source.line)
-        line = Line(lid, sent, params, pause, source.file, source.line)
+        line = Line(
+            lid, sent, params, pause, source.file, source.line, *_dubbing(source, values)
+        )
         if not params.voice_id and "voice_id" not in fields.invalid:
             b.no_voice.append(line)
         if fields.invalid.isdisjoint(("response_format", "sample_rate")):
@@ -334,3 +336,10 @@ class Resolver:
                 f"({first.params.format}, {first.params.rate} Hz) of chapter {b.id!r}: one "
                 "chapter file needs one format and rate; set them on the chapter or in defaults",
             )
+
+
+def _dubbing(source: SourceLine, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A line's cue, speaker and fit settings, in ``Line``'s field order after ``lineno``."""
+    fit = values.get("fit", DEFAULT_FIT)
+    max_speed = float(values.get("max_speed", DEFAULT_MAX_SPEED))
+    return source.start, source.end, source.speaker, fit, max_speed

@@ -340,12 +340,15 @@ def test_job_file_pointing_at_csv_applies_its_defaults(tmp_path: Path) -> None:
     assert [x.params.voice_id for x in lines] == ["jv", "own"]
 
 
+SUFFIXES = ".yaml, .yml, .csv, .srt, .vtt, .ass, .ssa, .epub or .txt"
+
+
 @pytest.mark.parametrize(
     ("job", "line", "message"),
     [
         ("manifest: nothere.csv\n", 1, "manifest nothere.csv: no such file"),
-        ("manifest: sub\n", 1, "manifest sub: must end in .yaml, .yml, .csv, .epub or .txt"),
-        ("manifest: [a]\n", 1, "manifest must be the path of a .yaml, .yml, .csv, .epub or .txt"),
+        ("manifest: sub\n", 1, f"manifest sub: must end in {SUFFIXES}"),
+        ("manifest: [a]\n", 1, f"manifest must be the path of a {SUFFIXES}"),
         (
             "manifest: m.yaml\nchapters: []\n",
             2,

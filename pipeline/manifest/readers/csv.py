@@ -26,6 +26,7 @@ from pipeline.manifest.model import (
     SourceLine,
 )
 from pipeline.manifest.readers import ReadContext
+from pipeline.manifest.readers.cuetimes import cue_times
 from pipeline.manifest.text import not_utf8, one_line, read_bytes, unknown
 
 
@@ -162,8 +163,11 @@ class _CsvReader:
             return None
         lid = self.cell(record, "id") or None
         speaker = self.cell(record, "speaker") or None
+        start, end = cue_times(self.cell(record, "start"), self.cell(record, "end"), line,
+                               self.problem)
         lines = (
-            (SourceLine(text, self.file, line, id=lid, speaker=speaker, fields=layer),)
+            (SourceLine(text, self.file, line, id=lid, speaker=speaker, start=start, end=end,
+                        fields=layer),)
             if text
             else ()
         )
@@ -197,7 +201,7 @@ def _csv_hint(error: csv.Error) -> str:
 
 
 _CSV_WHOLE = ("sample_rate", "loudness_rate", "pause_ms")
-_CSV_NUMBER = ("speed", "emotion_scale")
+_CSV_NUMBER = ("speed", "emotion_scale", "max_speed")
 
 
 _CSV_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}

@@ -93,12 +93,19 @@ class _Sections:
             "output.loudness_lufs must be a number from -70 to -5 (LUFS; -18 is common for "
             "audiobooks)",
         )
+        clips, fit_strict = (
+            self.setting(m, file, key, lambda v: isinstance(v, bool), f"output.{key} must be "
+                         "true or false")
+            for key in ("clips", "fit_strict")
+        )
         return OutputSettings(
             dir=folder / out_dir if out_dir is not None else None,
             format=fmt,
             book=book,
             subtitles=tuple(dict.fromkeys(subtitles or ())),
             loudness_lufs=float(lufs) if lufs is not None else None,
+            clips=bool(clips),
+            fit_strict=bool(fit_strict),
         )
 
     def run_settings(self, node: Node | None, file: str) -> RunSettings:
