@@ -189,7 +189,7 @@ def voices(target: Target, read_timeout: float = DEFAULT_TIMEOUT) -> list[Voice]
 
 def plan_json(found_plan: Plan, qps: float, found: CacheLookup) -> dict[str, Any]:
     """The plan as ``plan --json`` prints it: totals and every chunk's text."""
-    requests = found_plan.chunk_count - found.hits
+    requests = found.requests  # distinct: chunks asking the same thing are one request
     return {
         "source": str(found_plan.job.source),
         "qps": qps,
@@ -202,6 +202,7 @@ def plan_json(found_plan: Plan, qps: float, found: CacheLookup) -> dict[str, Any
             "bytes": found_plan.utf8_bytes,
             "requests": requests,
             "cache_hits": found.hits,
+            "repeats": found.repeats,
             "billable_characters": found.billable_characters,
             "min_seconds": round(requests / qps, 3),
         },
