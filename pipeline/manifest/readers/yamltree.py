@@ -15,6 +15,10 @@ import yaml
 from pipeline.manifest.readers import ProblemSink
 from pipeline.manifest.text import read_text
 
+# libyaml's parser when PyYAML was built with it: the pure-Python one took 3 ms a line of a
+# big manifest (issue 18). A file it refuses is read again by the Python parser, whose
+# messages the problem reports are written for.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
@@ -81,8 +85,8 @@ class YamlTree:
         else:
             assert isinstance(node, yaml.ScalarNode)
             out.value = self._scalar(node, line)
-            out.style = node.style
-            if node.style is None and not isinstance(out.value, str):
+            out.style = node.style or None  # libyaml says "" where PyYAML says None: plain
+            if out.style is None and not isinstance(out.value, str):
                 out.raw = node.value
         return out
 
@@ -90,7 +94,7 @@ class YamlTree:
         try:
             return self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
-            if node.style is None and node.tag == _TIMESTAMP_TAG:
+            if not node.style and node.tag == _TIMESTAMP_TAG:
                 return node.value  # `id: 2024-13-45` only looks like a date: it is a name
 
             problem = getattr(e, "problem", None) or str(e)
@@ -158,7 +162,10 @@ def parse(path: Path, file: str, problem: ProblemSink) -> Node | None:
         problem(file, bad_line, f"{message}; save the file as UTF-8" if bad_line else message)
         return None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            root = yaml.compose(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
         problem(file, *yaml_error(text, e))
         return None
