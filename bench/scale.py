@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -81,12 +82,7 @@ def cpu_side_by_side(
     """Client CPU per chunk of this tree and of git revision ``baseline``'s ``pipeline/``,
     run in turns (``rounds`` each) on one job against one server: the machine's load and
     the server are the same for both. The figure is the median of the rounds."""
-    source = work / "baseline-src"
-    source.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(
-        ["git", "archive", baseline, "pipeline"], cwd=ROOT, capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    source = _extract(baseline, work / "baseline-src")
     job = write_job(work / "cpu-job", split_evenly(line_texts(chunks), 20))
     trees = {f"baseline {baseline}": source, "current": ROOT}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
@@ -120,6 +116,43 @@ def cpu_side_by_side(
             for name, rows in runs.items()
         },  # fmt: skip
     }
+
+
+def _extract(revision: str, folder: Path) -> Path:
+    """``pipeline/`` as it was at git ``revision``, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", revision, "pipeline"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def first_request(tree: Path, runs: int, work: Path) -> dict[str, Any]:
+    """Seconds from spawning ``python -m pipeline run`` (a 3-line job, from ``tree``) to the
+    server's first speech request, ``runs`` times: the start-up a user waits through.
+    The server runs in this process; both sides read the same monotonic clock."""
+    from pipeline.localserver import ServerConfig, serve_in_thread
+
+    job = write_job(work / "startup-job", [["One.", "Two.", "Three."]])
+    delays = []
+    with serve_in_thread(ServerConfig()) as server:
+        for i in range(runs):
+            out = work / f"startup-out-{i}"
+            argv = [
+                sys.executable, "-c", _FROM_TREE, str(tree), "run", str(job),
+                "--base-url", server.base_url, "-o", str(out), "--progress", "none",
+            ]  # fmt: skip
+            server.stats.reset()
+            started = time.monotonic()
+            result = subprocess.run(argv, cwd=ROOT, env={**os.environ, "COZE_API_TOKEN": TOKEN},
+                                    capture_output=True, text=True, check=False)  # fmt: skip
+            arrivals = server.stats.arrivals
+            if result.returncode != 0 or not arrivals:
+                raise RuntimeError(f"the start-up run failed: {result.stderr[-500:]}")
+            delays.append(round(arrivals[0] - started, 3))
+            shutil.rmtree(out, ignore_errors=True)
+    return {"runs": delays, "median_s": _median(delays), "load": list(os.getloadavg())}
 
 
 def _median(values: list[float]) -> float:
@@ -236,7 +269,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=10_000, help="job size (small: 500)")
     parser.add_argument("--baseline", default="HEAD", help="git revision to compare with")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each tree, in turns")
+    parser.add_argument(
+        "--startup", type=int, metavar="N", help="instead: N start-ups to the first request"
+    )
     args = parser.parse_args(argv)
+    if args.startup:
+        with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+            work = Path(tmp)
+            base = _extract(args.baseline, work / "baseline-src")
+            result = {
+                f"baseline {args.baseline}": first_request(base, args.startup, work),
+                "current": first_request(ROOT, args.startup, work),
+            }
+        print(json.dumps({"machine": machine(), "first_request_s": result}, indent=1))
+        return 0
     with (
         tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp,
         bench_server(ServerKnobs()) as server,

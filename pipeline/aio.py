@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import signal
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -19,4 +20,14 @@ async def first_of(*waitables: Awaitable[object]) -> None:
             tg.start_soon(run, w)
 
 
-__all__ = ["first_of"]
+async def until_interrupted(grace_s: float, interrupt: Callable[[], bool]) -> None:
+    """Return when work must be cancelled after SIGINT or SIGTERM: at once if ``interrupt()``
+    says False, else after ``grace_s`` or at a second signal, whichever comes first."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if interrupt():
+                await first_of(anyio.sleep(grace_s), signals.__anext__())
+            return
+
+
+__all__ = ["first_of", "until_interrupted"]

@@ -78,11 +78,12 @@ def lookup(found_plan: Plan, cache_dir: Path, target: Target) -> CacheLookup:
 async def open_client(target: Target, read_timeout: float) -> AsyncIterator[SpeechClient]:
     """A client for ``target``; for the local backend, the server runs for as long as it."""
     from pipeline.coze.client import ClientConfig, SpeechClient
-    from pipeline.localserver import ServerConfig, running_server
 
     async with contextlib.AsyncExitStack() as stack:
         base_url = target.base_url
         if target.local:
+            from pipeline.localserver import ServerConfig, running_server
+
             config = ServerConfig(engine=target.engine)
             server = await stack.enter_async_context(running_server(config))
             base_url = server.base_url

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book
+from pipeline.audio import ChapterSpec, Part  # the model only: PyAV loads on first use
 from pipeline.errors import CODE_ASSEMBLY, PipelineError
 from pipeline.formats import FILE_EXTENSIONS
 from pipeline.planning import ChapterPlan
@@ -80,6 +80,8 @@ async def assemble(
     state: ChapterState, output: OutputOptions, out_dir: Path
 ) -> ChapterError | None:
     """Write ``state``'s chapter file and note it in ``state``; the error if it cannot be."""
+    from pipeline.audio import assemble_chapter
+
     spec = chapter_spec(state, output, out_dir)
     try:
         result = await anyio.to_thread.run_sync(assemble_chapter, spec)
@@ -112,6 +114,8 @@ async def write_book(
         if s.output is not None
     ]
     path = out_dir / name
+    from pipeline.audio import build_book
+
     try:
         await anyio.to_thread.run_sync(
             lambda: build_book(

@@ -18,8 +18,6 @@ The only module that knows all the others. Shape of a run:
 
 from __future__ import annotations
 
-import logging
-import signal
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,8 +26,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from pipeline.aio import first_of
-from pipeline.audio import check_audio
+from pipeline.aio import until_interrupted
 from pipeline.backend import Backend
 from pipeline.backoff import full_jitter
 from pipeline.budget import BudgetMeter
@@ -54,7 +51,16 @@ from pipeline.finishing import (
     write_book,
 )
 from pipeline.limits import AdaptiveRateLimiter, RateLimit
-from pipeline.lookup import CacheLookup, Want, lookup_cache, wants
+from pipeline.lookup import (
+    CacheLookup,
+    Want,
+    bought_once,
+    claim_timeout_s,
+    close_quietly,
+    lookup_cache,
+    store_answer,
+    wants,
+)
 from pipeline.outcome import (
     chapter_report,
     describe,
@@ -72,10 +78,8 @@ from pipeline.report import (
     utc_now,
     write_report,
 )
-from pipeline.speech import FILE_EXTENSIONS
 
 SpeechBackend = Backend  # the name this module used before backend.py
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,16 @@ class _Item:
     chapter: int
     chunk: int
     key: str
+
+
+_Users = list[tuple[int, int]]  # (chapter, chunk) of the chunks one request serves
+_Sender = ObjectSendStream[int]
+
+
+def _chapter_error(error: Exception, line_id: str) -> ChapterError:
+    if isinstance(error, ApiError):
+        return error_of(error, line_id)
+    return ChapterError(CODE_STORAGE, str(error), None, line_id)
 
 
 class _StorageFailed(Exception):
@@ -178,20 +192,11 @@ class Runner:
             try:
                 await self._run_guarded()
             finally:
-                await self._close_cache()
+                await close_quietly(self._cache)
                 report = self._report(started)
                 if self._config.write_report:
                     write_report(self._config.out_dir, report)
         return report
-
-    async def _close_cache(self) -> None:
-        # Syncs the last entries against power loss; they are committed already, so a failure
-        # here loses nothing a killed process would keep: say so, and keep the run's outcome.
-        with anyio.CancelScope(shield=True):
-            try:
-                await anyio.to_thread.run_sync(self._cache.close)
-            except StorageError as e:
-                log.warning("cache: the final sync failed (%s)", e)
 
     async def _run_guarded(self) -> None:
         todo = await anyio.to_thread.run_sync(self._lookup_cache)
@@ -245,7 +250,7 @@ class Runner:
                 if self._live(want):
                     await send.send(want)
 
-    def _live(self, want: Want) -> list[tuple[int, int]]:
+    def _live(self, want: Want) -> _Users:
         """The chunks ``want`` serves whose chapters have not failed."""
         return [(ci, k) for ci, k in want.users if self._states[ci].error is None]
 
@@ -280,31 +285,16 @@ class Runner:
                 await self._deliver(users, path, cached, done)
 
     async def _obtain(self, item: _Item, chunk: Chunk) -> tuple[Path, bool]:
-        """The answer for ``item.key``: bought, or (True) committed meanwhile by another run.
-
-        The claim is held from the look-up until the answer is committed, so two runs sharing
-        the cache never buy one key twice."""
+        retry = self._config.retry
+        timeout_s = claim_timeout_s(self._config.attempt_timeout_s, retry.retries, retry.max_s)
         try:
-            async with self._cache.claim(item.key, self._claim_timeout_s):
-                found = await anyio.to_thread.run_sync(self._cache.find, item.key)
-                if found is not None:
-                    return found, True
-                return await self._synthesize(item, chunk), False
+            buy = lambda: self._synthesize(item, chunk)  # noqa: E731
+            return await bought_once(self._cache, item.key, timeout_s, buy)
         except StorageError as e:
             raise _StorageFailed(str(e)) from e
 
-    @property
-    def _claim_timeout_s(self) -> float:
-        # Longer than any holder can take to buy a key (every attempt and backoff, plus the
-        # store): past it, the holder is stuck and a second payment beats a hang.
-        retry = self._config.retry
-        return (self._config.attempt_timeout_s + retry.max_s) * (retry.retries + 1) + 60
-
-    async def _deliver(
-        self, users: list[tuple[int, int]], path: Path, cached: bool, done: ObjectSendStream[int]
-    ) -> None:
-        """``path`` is the answer of every chunk in ``users``; the first paid for it unless
-        ``cached``, the others reuse it (counted as cache hits)."""
+    async def _deliver(self, users: _Users, path: Path, cached: bool, done: _Sender) -> None:
+        """``path`` answers every chunk in ``users``: all but the first are cache hits."""
         for n, (ci, k) in enumerate(users):
             state = self._states[ci]
             if state.error is not None:
@@ -320,14 +310,10 @@ class Runner:
             if state.remaining == 0:
                 await done.send(ci)
 
-    def _fail_users(self, users: list[tuple[int, int]], error: Exception) -> None:
+    def _fail_users(self, users: _Users, error: Exception) -> None:
         for ci, k in users:
             state = self._states[ci]
-            line_id = state.plan.chunks[k].line_id
-            if isinstance(error, ApiError):
-                self._fail_chapter(state, error_of(error, line_id))
-            else:
-                self._fail_chapter(state, ChapterError(CODE_STORAGE, str(error), None, line_id))
+            self._fail_chapter(state, _chapter_error(error, state.plan.chunks[k].line_id))
 
     def _stop_gracefully(self, error: FatalApiError) -> None:
         if self._fatal is None:
@@ -396,21 +382,7 @@ class Runner:
             finally:
                 self._budget.release(chunk.characters)
             self._limiter.on_success()
-            return await self._store(item, chunk, answer.audio)
-
-    async def _store(self, item: _Item, chunk: Chunk, audio: bytes) -> Path:
-        """Check the answer and commit it to the cache (in a thread)."""
-        params = chunk.params
-        ext = FILE_EXTENSIONS[params.format]
-
-        def verify_and_store() -> Path:
-            check_audio(audio, params.format, params.rate)
-            return self._cache.put(item.key, audio, ext)
-
-        try:
-            return await anyio.to_thread.run_sync(verify_and_store)
-        except OSError as e:
-            raise _StorageFailed(f"cannot store the answer in the cache: {e}") from e
+            return await store_answer(self._cache, item.key, answer.audio, chunk.params)
 
     async def _assembler(self, done: ObjectReceiveStream[int]) -> None:
         async with done:
@@ -431,21 +403,19 @@ class Runner:
         self._book = await write_book(self._states, self._config.output, out_dir, self._progress)
 
     async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                if self._stopping:
-                    break  # a second Ctrl-C: stop now
-                self._stopping = True
-                self._interrupted = True
-                grace = self._config.interrupt_grace_s
-                self._progress.message(
-                    f"interrupted: starting nothing new, waiting up to {grace:g} s for the "
-                    "requests in flight (Ctrl-C again to stop at once)"
-                )
-                await first_of(anyio.sleep(grace), signals.__anext__())
-                break
+        await until_interrupted(self._config.interrupt_grace_s, self._interrupt)
         if self._work_scope is not None:
             self._work_scope.cancel()
+
+    def _interrupt(self) -> bool:
+        if self._stopping:
+            return False  # a second Ctrl-C, or one while a fatal answer stops the run: now
+        self._stopping = self._interrupted = True
+        self._progress.message(
+            f"interrupted: starting nothing new, waiting up to {self._config.interrupt_grace_s:g}"
+            " s for the requests in flight (Ctrl-C again to stop at once)"
+        )
+        return True
 
     def _report(self, started: datetime) -> RunReport:
         chapters = [chapter_report(s) for s in self._states]

@@ -161,7 +161,7 @@ async def test_a_failed_final_sync_is_logged_and_the_run_keeps_its_outcome(
 
     monkeypatch.setattr(ChunkCache, "close", fail_close)
     plan = make_plan(write_job(tmp_path, {"ch": texts(2)}, fmt="pcm"))
-    with caplog.at_level(logging.WARNING, logger="pipeline.runner"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.lookup"):
         report = await Runner(
             plan, run_config(tmp_path / "o", "fake://backend"), FakeBackend()
         ).run()
