@@ -243,13 +243,14 @@ def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
             f"{cp.chapter.id}: {len(cp.chapter.lines)} lines, {len(cp.chunks)} chunks, "
             f"{chars} characters, {cp.response_format} {cp.sample_rate} Hz{title}"
         )
-    requests = plan.chunk_count - found.hits
+    requests = found.requests
     print(
         f"total: {len(plan.chapters)} chapters, {plan.lines} lines, {plan.chunk_count} chunks, "
         f"{plan.characters} characters, {plan.utf8_bytes} UTF-8 bytes"
     )
     print(
-        f"to send: {requests} requests ({found.hits} chunks already in the cache), "
+        f"to send: {requests} requests ({found.hits} chunks already in the cache"
+        f"{f', {found.repeats} repeating an earlier chunk' if found.repeats else ''}), "
         f"{found.billable_characters} characters to bill; at least {requests / qps:.1f} s at "
         f"{qps:g} requests/s"
     )

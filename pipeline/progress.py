@@ -11,9 +11,10 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 PROGRESS_MODES = ("auto", "bar", "plain", "jsonl", "none")
 
@@ -121,6 +122,8 @@ class BarProgress(PlainProgress):
 
     def start(self, *, chunks: int, characters: int, cached: int) -> None:
         super().start(chunks=chunks, characters=characters, cached=cached)
+        from tqdm import tqdm  # only a bar needs it: not on every run's way to its first request
+
         self._bar = tqdm(
             total=chunks, initial=cached, unit="chunk", file=self._stream, dynamic_ncols=True
         )
