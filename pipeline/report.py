@@ -48,6 +48,7 @@ class ChapterReport:
     chunks: int
     error: ChapterError | None = None
     subtitles: list[str] = field(default_factory=list)
+    quality_flags: list[dict[str, Any]] = field(default_factory=list)  # gatekeeper.Flag.to_json
 
 
 @dataclass
@@ -126,6 +127,8 @@ def _chapter_json(c: ChapterReport) -> dict[str, Any]:
     }
     if c.subtitles:
         out["subtitles"] = c.subtitles
+    if c.quality_flags:
+        out["quality_flags"] = c.quality_flags
     return out
 
 

@@ -54,6 +54,7 @@ from pipeline.finishing import (
     output_name,
     write_book,
 )
+from pipeline.gatekeeper import Gatekeeper
 from pipeline.limits import AdaptiveRateLimiter, RateLimit
 from pipeline.outcome import (
     chapter_report,
@@ -65,6 +66,7 @@ from pipeline.outcome import (
 )
 from pipeline.planning import Chunk, Plan
 from pipeline.progress import ChapterEvent, NullProgress, Progress
+from pipeline.quality import OFF, QualityConfig
 from pipeline.report import (
     ChapterError,
     RunReport,
@@ -112,6 +114,7 @@ class RunConfig:
     write_report: bool = True
     budget_characters: int | None = None  # never send a request that would cross it
     report_extra: tuple[tuple[str, object], ...] = ()  # added to report.json as they are
+    quality: QualityConfig = OFF  # the job's quality gate (the CLI turns it on by default)
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,7 @@ class Runner:
         self._book: str | None = None
         self._budget = BudgetMeter(config.budget_characters)
         self._previous_outputs: dict[str, str] = {}
+        self._keeper = Gatekeeper(config.quality, plan, self._cache, self._progress, self._reopen)
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -224,6 +228,7 @@ class Runner:
                 outer.start_soon(self._watch_signals)
             try:
                 await self._work(todo)
+                await anyio.to_thread.run_sync(self._keeper.settle)
             finally:
                 outer.cancel_scope.cancel()
         if self._fatal is None and not self._interrupted:
@@ -267,13 +272,13 @@ class Runner:
 
     async def _worker(self, recv: ObjectReceiveStream[_Item], done: ObjectSendStream[int]) -> None:
         async with recv, done:
-            async for item in recv:
+            async for item in self._keeper.items(recv):
                 state = self._states[item.chapter]
                 if self._stopping or state.error is not None:
                     continue
                 chunk = state.plan.chunks[item.chunk]
                 try:
-                    path = await self._synthesize(item, chunk)
+                    path = await self._keeper.obtain(item, chunk, self._synthesize)
                 except _Stopped:
                     continue
                 except BudgetExhausted as e:
@@ -390,12 +395,18 @@ class Runner:
 
         def verify_and_store() -> Path:
             check_audio(answer.audio, params.format, params.rate)
+            self._keeper.check(item, chunk, answer.audio)  # AnswerRejected: not cached
             return self._cache.put(item.key, answer.audio, ext)
 
         try:
             return await anyio.to_thread.run_sync(verify_and_store)
         except OSError as e:
             raise _StorageFailed(f"cannot store the answer in the cache: {e}") from e
+
+    def _reopen(self, item: _Item) -> None:
+        """A chunk the quality gate found bad late is requested again: its chapter waits for it
+        (and is joined again if it was already)."""
+        self._states[item.chapter].remaining += 1
 
     async def _assembler(self, done: ObjectReceiveStream[int]) -> None:
         async with done:
@@ -433,7 +444,7 @@ class Runner:
             self._work_scope.cancel()
 
     def _report(self, started: datetime) -> RunReport:
-        chapters = [chapter_report(s) for s in self._states]
+        chapters = [chapter_report(s, self._keeper.chapter_flags(s.index)) for s in self._states]
         status = run_status(chapters, fatal=self._fatal is not None, interrupted=self._interrupted)
         fatal = self._fatal
         report = RunReport(
@@ -446,6 +457,11 @@ class Runner:
             book=self._book,
             extra=dict(self._config.report_extra),
         )
+        report.extra["quality"] = self._keeper.report()
+        if self._keeper.counts.late:  # a chapter joined twice was counted twice
+            report.totals.audio_seconds = sum(
+                s.duration_s or 0.0 for s in self._states if s.output is not None
+            )
         current = (output_name(s.plan, self._config.output) for s in self._states)
         stale = stale_outputs(current, self._previous_outputs, self._config.out_dir)
         if stale:
