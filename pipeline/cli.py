@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -33,6 +34,7 @@ from pipeline.speech import SpeechParams
 if TYPE_CHECKING:
     from pipeline.manifest import Job, OutputSettings, Overrides
     from pipeline.planning import Plan
+    from pipeline.quality.config import QualityConfig
     from pipeline.report import RunReport
     from pipeline.runner import CacheLookup, OutputOptions, RunConfig
 
@@ -136,7 +138,15 @@ def _run_config(args: argparse.Namespace, job: Job, target: Target) -> RunConfig
         handle_signals=True,
         budget_characters=args.budget_characters,
         report_extra=tuple(extra.items()),
+        quality=_quality(job, args.quality_strict),
     )
+
+
+def _quality(job: Job, strict: bool) -> QualityConfig:
+    from pipeline.quality.config import QualityConfig
+
+    config = job.quality or QualityConfig()
+    return dataclasses.replace(config, strict=True) if strict and config.enabled else config
 
 
 def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
@@ -390,6 +400,7 @@ def cmd_serve_local(args: argparse.Namespace, env: Environment) -> int:
         jitter=args.jitter,
         fault_rate=args.fault_rate,
         seed=args.seed,
+        **({"fault_kinds": args.fault_kinds} if args.fault_kinds else {}),
     )
 
     def announce(url: str) -> None:
@@ -406,6 +417,25 @@ def cmd_serve_local(args: argparse.Namespace, env: Environment) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, env: Environment) -> int:
+    from pipeline.checkdir import check_output_dir
+
+    del env
+    if not args.out_dir.is_dir():
+        raise UsageError(f"{args.out_dir}: not a folder; give the output folder of a run")
+    result = check_output_dir(args.out_dir, pcm_rate=args.pcm_rate)
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        for f in result.findings:
+            text = f" {f.text!r}" if f.text else ""
+            why = f": {f.message}" if f.message else ""
+            print(f"{f.file} {f.start_s:.2f}-{f.end_s:.2f} s: {', '.join(f.rules)}{text}{why}")
+        print(f"{len(result.findings)} flagged in {result.files} files, {result.segments} "
+              "segments checked", file=sys.stderr)
+    return 1 if result.findings else 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "plan": cmd_plan,
@@ -414,6 +444,7 @@ COMMANDS = {
     "voices": cmd_voices,
     "merge-reports": cmd_merge_reports,
     "serve-local": cmd_serve_local,
+    "check": cmd_check,
 }
 
 

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import RATE, VOICE, make_plan, read_report, run_plan
+from helpers import RATE, TOKEN, VOICE, cli_env, make_plan, read_report, run_cli, run_plan
 
 from pipeline.checkdir import check_output_dir
 from pipeline.junit import junit_xml
 from pipeline.limits import RateLimit
 from pipeline.localserver import LocalServer
+from pipeline.manifest import load_job
 from pipeline.localserver.config import QUALITY_FAULT_KINDS
 from pipeline.quality import QualityConfig
 from pipeline.runner import OutputOptions
@@ -48,6 +49,7 @@ def sentences(count: int, seed: int) -> list[str]:
 def write_book(directory: Path, chapters: int, lines: int, quality: object = None) -> Path:
     body: dict[str, Any] = {
         "defaults": {"voice_id": VOICE, "response_format": "wav", "sample_rate": RATE},
+        "output": {"subtitles": ["srt"]},  # check cuts a chapter at its cues: one per chunk
         "chapters": [
             {"id": f"ch{c:02d}", "lines": [{"text": t} for t in sentences(lines, c)]}
             for c in range(chapters)
@@ -215,3 +217,69 @@ async def test_quality_off_takes_every_answer(make_server: MakeServer, tmp_path:
     )
     assert server.stats.requests == 4
     assert report["quality"]["enabled"] is False and flags_of(report) == []
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_cli_flag_reaches_jsonl_junit_and_strict_fails_the_chapter(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    server = make_server()
+    server.queue_faults(["padded", "padded"])
+    job = write_book(tmp_path, 1, 1)
+    out, junit = tmp_path / "out", tmp_path / "junit.xml"
+    result = run_cli(
+        "run", job, "-o", out, "--base-url", server.base_url, "--progress", "jsonl",
+        "--junit", junit, "--quality-strict", env=cli_env(COZE_API_TOKEN=TOKEN),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    [flag] = [e for e in events if e["event"] == "quality_flag"]
+    assert flag["rules"] == ["gap"] and flag["file_line"] == file_lines(job)[sentences(1, 0)[0]]
+    assert "<failure" in junit.read_text(encoding="utf-8")
+    assert read_report(out)["chapters"][0]["error"]["code"] == -8
+    # Not strict: the chapter is written, the flag is reported, the run is ok.
+    server.queue_faults(["padded", "padded"])
+    result = run_cli(
+        "run", job, "-o", tmp_path / "lenient", "--base-url", server.base_url,
+        env=cli_env(COZE_API_TOKEN=TOKEN),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "quality: gap at" in result.stderr
+    # check finds the flagged chunk in the finished chapter, offline: exit 1.
+    checked = run_cli("check", tmp_path / "lenient", "--json")
+    assert checked.returncode == 1, checked.stderr
+    assert [f["rules"] for f in json.loads(checked.stdout)["findings"]] == [["gap"]]
+
+
+def test_cli_check_exit_status(make_server: MakeServer, tmp_path: Path) -> None:
+    server = make_server()
+    job = write_book(tmp_path, 1, 6)
+    out = tmp_path / "out"
+    run = run_cli("run", job, "-o", out, "--base-url", server.base_url,
+                  env=cli_env(COZE_API_TOKEN=TOKEN))
+    assert run.returncode == 0, run.stderr
+    clean = run_cli("check", out)
+    assert clean.returncode == 0 and clean.stdout == "", clean.stderr
+    assert "0 flagged in 1 files, 6 segments" in clean.stderr
+    missing = run_cli("check", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
+
+
+def test_the_job_quality_key(tmp_path: Path) -> None:
+    job = write_book(tmp_path, 1, 2, quality="off")
+    assert load_job(job).quality == QualityConfig(enabled=False)
+    job = write_book(tmp_path, 1, 2, quality={"retries": 2, "strict": True})
+    assert load_job(job).quality == QualityConfig(retries=2, strict=True)
+    assert load_job(write_book(tmp_path, 1, 2)).quality is None
+    job = write_book(tmp_path, 1, 2, quality={"retries": 9})
+    result = run_cli("validate", job)
+    assert result.returncode == 2
+    line = job.read_text(encoding="utf-8").splitlines().index("  retries: 9") + 1
+    assert f"book.yaml:{line}: quality.retries must be a whole number from 0 to 5" in result.stderr
+
+
+def test_serve_local_fault_kinds_must_be_known() -> None:
+    result = run_cli("serve-local", "--fault-kinds", "silent,loud")
+    assert result.returncode == 2 and "unknown fault kind(s) loud" in result.stderr

@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.speech import DEFAULT_FORMAT, DEFAULT_SAMPLE_RATE, SPEECH_FIELDS, SpeechParams
 
+if TYPE_CHECKING:  # pipeline.quality loads numpy and PyAV: not for reading a manifest
+    from pipeline.quality.config import QualityConfig
+
 SPEECH_KEYS = tuple(f for f in SPEECH_FIELDS if f != "input")  # the text has its own keys
 LAYER_KEYS = (*SPEECH_KEYS, "pause_ms")
-TOP_KEYS = ("manifest", "defaults", "chapters", "output", "run")
-JOB_ONLY_KEYS = ("manifest", "output", "run")
+TOP_KEYS = ("manifest", "defaults", "chapters", "output", "run", "quality")
+JOB_ONLY_KEYS = ("manifest", "output", "run", "quality")
 CHAPTER_KEYS = ("id", "title", "text", "text_file", "lines", *LAYER_KEYS)
 LINE_KEYS = ("text", "id", *LAYER_KEYS)
 TEXT_SOURCES = ("text", "text_file", "lines")
@@ -106,6 +109,7 @@ class Job:
     chapters: tuple[Chapter, ...]
     output: OutputSettings = field(default_factory=OutputSettings)
     run: RunSettings = field(default_factory=RunSettings)
+    quality: QualityConfig | None = None  # the job's quality:; None = not set (the gate is on)
 
 
 NO_OVERRIDES = Overrides()
@@ -181,3 +185,4 @@ class Source:
     chapters: Iterable[SourceChapter]
     output: OutputSettings = field(default_factory=OutputSettings)
     run: RunSettings = field(default_factory=RunSettings)
+    quality: QualityConfig | None = None

@@ -140,11 +140,11 @@ class Resolver:
             job = Job(source=path, chapters=())
         else:
             self.consume(source.chapters)
-            job = Job(path, (), source.output, source.run)
+            job = Job(path, (), source.output, source.run, source.quality)
         chapters = self.finish()
         if not chapters and not self.problems:
             self.problem(shown, None, "no chapters: the manifest has nothing to speak")
-        return Job(path, chapters, job.output, job.run)
+        return Job(path, chapters, job.output, job.run, job.quality)
 
     def consume(self, chapters: Iterable[SourceChapter]) -> None:
         for source in chapters:

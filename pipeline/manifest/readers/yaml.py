@@ -26,7 +26,7 @@ from pipeline.manifest.model import (
     SourceLine,
 )
 from pipeline.manifest.readers import ReadContext, reader_for, suffix_list
-from pipeline.manifest.readers.jobsections import output_settings, run_settings
+from pipeline.manifest.readers.jobsections import output_settings, quality_settings, run_settings
 from pipeline.manifest.readers.yamltree import Node, parse
 from pipeline.manifest.text import display, one_line, paragraphs, read_text, unknown
 
@@ -43,6 +43,7 @@ def read(path: Path, context: ReadContext) -> Source:
     reader.check_keys(root, file, TOP_KEYS)
     output = output_settings(root.value.get("output"), file, folder, reader.problem)
     run = run_settings(root.value.get("run"), file, reader.problem)
+    quality = quality_settings(root.value.get("quality"), file, reader.problem)
     outer = context.outer.then(reader.defaults(root.value.get("defaults"), file))
     target = root.value.get("manifest")
     if target is None:
@@ -57,7 +58,7 @@ def read(path: Path, context: ReadContext) -> Source:
         chapters = iter(())
     else:
         chapters = reader.indirect(target, file, folder, outer)
-    return Source(chapters, output, run)
+    return Source(chapters, output, run, quality)
 
 
 class _YamlReader:
