@@ -22,8 +22,8 @@ from pipeline.checkdir import check_output_dir
 from pipeline.junit import junit_xml
 from pipeline.limits import RateLimit
 from pipeline.localserver import LocalServer
-from pipeline.manifest import load_job
 from pipeline.localserver.config import QUALITY_FAULT_KINDS
+from pipeline.manifest import load_job
 from pipeline.quality import QualityConfig
 from pipeline.runner import OutputOptions
 from pipeline.summary import markdown_summary
