@@ -447,7 +447,7 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_ones(tmp_path: Path
     problem = only(yaml_file(tmp_path, GOOD_CHAPTER + "zzz: 1\n"))
     assert problem.line == 5
     assert problem.message == (
-        "zzz: unknown key; allowed: manifest, defaults, chapters, output, run"
+        "zzz: unknown key; allowed: manifest, defaults, chapters, output, run, quality"
     )
 
 
