@@ -2,9 +2,10 @@
 
 The runner makes one ``Gatekeeper`` per run and touches it at three places:
 
-- ``check(item, chunk, audio)`` inside the attempt, in the thread that checked the answer and
-  before it is cached: it decodes and judges the answer and raises ``AnswerRejected`` (not an
-  API error: the transport retries never see it) when the gate refuses it;
+- ``verify(item, chunk, audio)`` inside the attempt, in the thread that stores the answer,
+  before it is cached: ``check_audio``, then it decodes and judges the answer and raises
+  ``AnswerRejected`` (not an API error: the transport retries never see it) when the gate
+  refuses it;
 - ``obtain(item, chunk, synthesize)`` around the attempt's retry loop: a refused answer is
   requested again, up to ``config.retries`` times, through the same ``synthesize`` (so every
   request takes the rate limiter, the in-flight slot and the budget, and is counted and
@@ -13,13 +14,12 @@ The runner makes one ``Gatekeeper`` per run and touches it at three places:
 - ``items(recv)`` wraps the workers' stream: an answer accepted while the gate was still
   learning (``Verdict.provisional``) may be found bad later, when a later ``accept`` knows the
   voice's pace or the chapter's loudness; such a chunk comes out of ``items`` again, as a new
-  item whose key is ``alternate_key(key)``, and the runner's ``reopen`` callback makes its
-  chapter wait for it (or be joined again).
+  item whose key is ``alternate_key(key)``, and its chapter waits for it (or is joined again).
 
 A refused answer is never cached under its request's key: a later run must not take it as
 good. The kept answer of a flagged chunk and the new answer of a late one go under
-``alternate_key(key)``; ``settle()`` (end of run) moves a late chunk's good answer to its own
-key, where the bad one was.
+``alternate_key(key)``; ``settle()`` (end of run, from ``finish_report``) moves a late
+chunk's good answer to its own key, where the bad one was.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import dataclasses
 import hashlib
 import shutil
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -36,12 +36,15 @@ from typing import Any, Protocol, TypeVar
 import anyio
 from anyio.abc import ObjectReceiveStream
 
+from pipeline.audio import check_audio
 from pipeline.cache import ChunkCache
 from pipeline.errors import RequestRejected
+from pipeline.finishing import ChapterState
 from pipeline.formats import FILE_EXTENSIONS
 from pipeline.planning import Chunk, Plan
 from pipeline.progress import Progress
-from pipeline.quality import QualityConfig, QualityGate, Verdict, decode_answer
+from pipeline.quality import OFF, QualityConfig, QualityGate, Verdict, decode_answer
+from pipeline.report import RunReport
 
 # The chapter error code of a flag under ``strict`` (pipeline codes are negative).
 CODE_QUALITY = -8
@@ -132,7 +135,7 @@ class Gatekeeper:
         plan: Plan,
         cache: ChunkCache,
         progress: Progress,
-        reopen: Callable[[Any], None],
+        states: Sequence[ChapterState],
     ) -> None:
         self.config = config
         self.enabled = config.enabled
@@ -140,7 +143,7 @@ class Gatekeeper:
         self._plan = plan
         self._cache = cache
         self._progress = progress
-        self._reopen = reopen  # called with a late chunk's item before it is requested again
+        self._states = states
         self._judged: dict[Any, Verdict] = {}  # item -> verdict of its last good answer
         self._provisional: dict[Any, _Accepted] = {}
         self._late: deque[Any] = deque()
@@ -149,11 +152,12 @@ class Gatekeeper:
         self.counts = QualityCounts()
         self.flags: dict[int, list[Flag]] = {}  # chapter index -> its flags
 
-    def check(self, item: _Item, chunk: Chunk, audio: bytes) -> None:
-        """Judge an answer that passed ``check_audio`` (blocking: call it in a thread)."""
+    def verify(self, item: _Item, chunk: Chunk, audio: bytes) -> None:
+        """``check_audio``, then the gate's verdict (blocking: call it in a thread)."""
+        params = chunk.params
+        check_audio(audio, params.format, params.rate)
         if not self.enabled:
             return
-        params = chunk.params
         samples, rate = decode_answer(audio, params.format, params.rate)
         verdict = self._gate.assess(
             chunk.text, params.voice_id, _speed(chunk), chunk.chapter_id, samples, rate
@@ -205,8 +209,17 @@ class Gatekeeper:
             self._cache.put(key, data, path.suffix.lstrip("."))
         self._settle.clear()
 
-    def report(self) -> dict[str, Any]:
-        return self.counts.to_json(self.enabled)
+    def finish_report(self, report: RunReport) -> None:
+        """The run's ``quality`` counts; the audio total, if a chapter was joined twice.
+
+        Also settles the cache (see the module docstring): a few files, and only when a chunk
+        was found bad late, so it is done here rather than in a thread."""
+        self.settle()
+        report.extra["quality"] = self.counts.to_json(self.enabled)
+        if self.counts.late:
+            report.totals.audio_seconds = sum(
+                s.duration_s or 0.0 for s in self._states if s.output is not None
+            )
 
     def chapter_flags(self, chapter: int) -> list[dict[str, Any]]:
         return [f.to_json() for f in self.flags.get(chapter, [])]
@@ -228,7 +241,8 @@ class Gatekeeper:
             # With retries 0 the late item is not requested again: obtain flags its old answer.
             again = dataclasses.replace(ref, key=alternate_key(ref.key))
             self._late_old[again] = (found, ref.key)
-            self._reopen(ref)
+            # Its chapter waits for it (and is joined again if it was already).
+            self._states[ref.chapter].remaining += 1
             self._late.append(again)
 
     def _rejudge(self, found: _Accepted) -> Verdict:
@@ -289,6 +303,8 @@ __all__ = [
     "AnswerRejected",
     "Flag",
     "Gatekeeper",
+    "OFF",
+    "QualityConfig",
     "QualityCounts",
     "alternate_key",
 ]

@@ -32,7 +32,6 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from pipeline.audio import check_audio
 from pipeline.backend import Backend
 from pipeline.budget import BudgetMeter
 from pipeline.cache import ChunkCache, OutputLock
@@ -54,7 +53,7 @@ from pipeline.finishing import (
     output_name,
     write_book,
 )
-from pipeline.gatekeeper import Gatekeeper
+from pipeline.gatekeeper import OFF, Gatekeeper, QualityConfig
 from pipeline.limits import AdaptiveRateLimiter, RateLimit
 from pipeline.outcome import (
     chapter_report,
@@ -66,7 +65,6 @@ from pipeline.outcome import (
 )
 from pipeline.planning import Chunk, Plan
 from pipeline.progress import ChapterEvent, NullProgress, Progress
-from pipeline.quality import OFF, QualityConfig
 from pipeline.report import (
     ChapterError,
     RunReport,
@@ -197,7 +195,7 @@ class Runner:
         self._book: str | None = None
         self._budget = BudgetMeter(config.budget_characters)
         self._previous_outputs: dict[str, str] = {}
-        self._keeper = Gatekeeper(config.quality, plan, self._cache, self._progress, self._reopen)
+        self._keeper = Gatekeeper(config.quality, plan, self._cache, self._progress, self._states)
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -228,7 +226,6 @@ class Runner:
                 outer.start_soon(self._watch_signals)
             try:
                 await self._work(todo)
-                await anyio.to_thread.run_sync(self._keeper.settle)
             finally:
                 outer.cancel_scope.cancel()
         if self._fatal is None and not self._interrupted:
@@ -394,19 +391,13 @@ class Runner:
         ext = FILE_EXTENSIONS[params.format]
 
         def verify_and_store() -> Path:
-            check_audio(answer.audio, params.format, params.rate)
-            self._keeper.check(item, chunk, answer.audio)  # AnswerRejected: not cached
+            self._keeper.verify(item, chunk, answer.audio)  # check_audio, then the quality gate
             return self._cache.put(item.key, answer.audio, ext)
 
         try:
             return await anyio.to_thread.run_sync(verify_and_store)
         except OSError as e:
             raise _StorageFailed(f"cannot store the answer in the cache: {e}") from e
-
-    def _reopen(self, item: _Item) -> None:
-        """A chunk the quality gate found bad late is requested again: its chapter waits for it
-        (and is joined again if it was already)."""
-        self._states[item.chapter].remaining += 1
 
     async def _assembler(self, done: ObjectReceiveStream[int]) -> None:
         async with done:
@@ -457,11 +448,7 @@ class Runner:
             book=self._book,
             extra=dict(self._config.report_extra),
         )
-        report.extra["quality"] = self._keeper.report()
-        if self._keeper.counts.late:  # a chapter joined twice was counted twice
-            report.totals.audio_seconds = sum(
-                s.duration_s or 0.0 for s in self._states if s.output is not None
-            )
+        self._keeper.finish_report(report)
         current = (output_name(s.plan, self._config.output) for s in self._states)
         stale = stale_outputs(current, self._previous_outputs, self._config.out_dir)
         if stale:
