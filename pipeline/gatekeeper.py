@@ -201,12 +201,15 @@ class Gatekeeper:
             yield self._late.popleft()
 
     def settle(self) -> None:
-        """Put each late chunk's good answer under its own key (blocking: run in a thread)."""
+        """Put each late chunk's good answer under its own key, where its bad one was."""
         for key, path in self._settle:
-            entry = self._cache.path_for(key)
-            data = path.read_bytes()
-            shutil.rmtree(entry, ignore_errors=True)
-            self._cache.put(key, data, path.suffix.lstrip("."))
+            try:
+                data = path.read_bytes()
+                shutil.rmtree(self._cache.path_for(key), ignore_errors=True)
+                self._cache.put(key, data, path.suffix.lstrip("."))
+            except OSError as e:
+                # The chapter files are written: only a later run's cache hit is at stake.
+                self._progress.message(f"quality: cannot replace a cache entry: {e}")
         self._settle.clear()
 
     def finish_report(self, report: RunReport) -> None:

@@ -207,6 +207,10 @@ async def test_a_chunk_accepted_while_learning_is_asked_again_when_found_bad(
     assert server.stats.requests == 13
     assert flags_of(report) == []
     check_faulty_left(out, report, job)
+    # The good answer replaced the bad one in the cache: a second run sends nothing.
+    again, out, job = await run_book(server, tmp_path, chapters=1, lines=12)
+    assert server.stats.requests == 13 and again["totals"]["cache_hits"] == 12
+    check_faulty_left(out, again, job)
 
 
 async def test_quality_off_takes_every_answer(make_server: MakeServer, tmp_path: Path) -> None:
