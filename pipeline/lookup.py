@@ -116,14 +116,24 @@ def claim_timeout_s(attempt_timeout_s: float, retries: int, max_backoff_s: float
     return (attempt_timeout_s + max_backoff_s) * (retries + 1) + 60
 
 
-async def store_answer(cache: ChunkCache, key: str, audio: bytes, params: SpeechParams) -> Path:
-    """Check ``audio`` is what ``params`` asked for (BadAudio if not) and commit it under
-    ``key`` (StorageError if the cache cannot), in a worker thread."""
+async def store_answer(
+    cache: ChunkCache,
+    key: str,
+    audio: bytes,
+    params: SpeechParams,
+    verify: Callable[[], None] | None = None,
+) -> Path:
+    """Check ``audio`` is what ``params`` asked for (BadAudio if not; ``verify`` instead of
+    ``check_audio`` when given, e.g. the quality gate) and commit it under ``key``
+    (StorageError if the cache cannot), in a worker thread."""
 
     def verify_and_store() -> Path:
-        from pipeline.audio import check_audio  # PyAV: loaded in this thread, not the loop
+        if verify is not None:
+            verify()
+        else:
+            from pipeline.audio import check_audio  # PyAV: loaded in this thread, not the loop
 
-        check_audio(audio, params.format, params.rate)
+            check_audio(audio, params.format, params.rate)
         return cache.put(key, audio, FILE_EXTENSIONS[params.format])
 
     return await anyio.to_thread.run_sync(verify_and_store)

@@ -103,6 +103,15 @@ class PlainProgress:
     def message(self, text: str) -> None:
         self._print(text)
 
+    def quality_flag(self, flag: dict[str, Any]) -> None:
+        """A chunk the quality gate flagged (``gatekeeper.Flag.to_json``); not in ``Progress``:
+        the gatekeeper falls back on ``message`` for a progress without it."""
+        rules = ", ".join(flag["rules"])
+        self._print(
+            f"quality: {rules} at {flag['file']}:{flag['file_line']} (chapter {flag['chapter']}, "
+            f"line {flag['line']}); the best of {flag['requests']} answers was kept"
+        )
+
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._print(f"{status}: {self._done}/{self._total} chunks in {elapsed_s:.1f} s")
 
@@ -175,6 +184,9 @@ class JsonlProgress:
 
     def message(self, text: str) -> None:
         self._emit("message", text=text)
+
+    def quality_flag(self, flag: dict[str, Any]) -> None:
+        self._emit("quality_flag", **flag)
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._emit("finish", status=status, elapsed_s=round(elapsed_s, 3))

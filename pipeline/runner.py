@@ -51,6 +51,7 @@ from pipeline.finishing import (
     output_name,
     write_book,
 )
+from pipeline.gatekeeper import OFF, Gatekeeper, QualityConfig
 from pipeline.limits import AdaptiveRateLimiter, RateLimit
 from pipeline.lookup import (
     CacheLookup,
@@ -120,6 +121,7 @@ class RunConfig:
     write_report: bool = True
     budget_characters: int | None = None  # never send a request that would cross it
     report_extra: tuple[tuple[str, object], ...] = ()  # added to report.json as they are
+    quality: QualityConfig = OFF  # the job's quality gate (the CLI turns it on by default)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class Runner:
         self._book: str | None = None
         self._budget = BudgetMeter(config.budget_characters)
         self._previous_outputs: dict[str, str] = {}
+        self._keeper = Gatekeeper(config.quality, plan, self._cache, self._progress, self._states)
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -253,20 +256,24 @@ class Runner:
                 if self._live(want):
                     await send.send(want)
 
+    def _late_users(self, item: _Item) -> _Users:
+        return [] if self._states[item.chapter].error is not None else [(item.chapter, item.chunk)]
+
     def _live(self, want: Want) -> _Users:
         """The chunks ``want`` serves whose chapters have not failed."""
         return [(ci, k) for ci, k in want.users if self._states[ci].error is None]
 
     async def _worker(self, recv: ObjectReceiveStream[Want], done: ObjectSendStream[int]) -> None:
         async with recv, done:
-            async for want in recv:
-                users = self._live(want)
+            async for got in self._keeper.items(recv):
+                # A chunk the quality gate found bad late comes back alone, as an _Item.
+                users = self._late_users(got) if isinstance(got, _Item) else self._live(got)
                 if self._stopping or not users:
                     continue
                 ci, k = users[0]
                 chunk = self._states[ci].plan.chunks[k]
                 try:
-                    path, cached = await self._obtain(_Item(ci, k, want.key), chunk)
+                    path, cached = await self._obtain(_Item(ci, k, got.key), chunk)
                 except _Stopped:
                     continue
                 except BudgetExhausted as e:
@@ -291,7 +298,7 @@ class Runner:
         retry = self._config.retry
         timeout_s = claim_timeout_s(self._config.attempt_timeout_s, retry.retries, retry.max_s)
         try:
-            buy = lambda: self._synthesize(item, chunk)  # noqa: E731
+            buy = lambda: self._keeper.obtain(item, chunk, self._synthesize)  # noqa: E731
             return await bought_once(self._cache, item.key, timeout_s, buy)
         except StorageError as e:
             raise _StorageFailed(str(e)) from e
@@ -385,7 +392,12 @@ class Runner:
             finally:
                 self._budget.release(chunk.characters)
             self._limiter.on_success()
-            return await store_answer(self._cache, item.key, answer.audio, chunk.params)
+            keeper = self._keeper
+
+            def verify() -> None:  # check_audio, then the quality gate (in a worker thread)
+                keeper.verify(item, chunk, answer.audio)
+
+            return await store_answer(self._cache, item.key, answer.audio, chunk.params, verify)
 
     async def _assembler(self, done: ObjectReceiveStream[int]) -> None:
         async with done:
@@ -422,7 +434,7 @@ class Runner:
         return True
 
     def _report(self, started: datetime) -> RunReport:
-        chapters = [chapter_report(s) for s in self._states]
+        chapters = [chapter_report(s, self._keeper.chapter_flags(s.index)) for s in self._states]
         status = run_status(chapters, fatal=self._fatal is not None, interrupted=self._interrupted)
         fatal = self._fatal
         report = RunReport(
@@ -435,6 +447,7 @@ class Runner:
             book=self._book,
             extra=dict(self._config.report_extra),
         )
+        self._keeper.finish_report(report)
         current = (output_name(s.plan, self._config.output) for s in self._states)
         stale = stale_outputs(current, self._previous_outputs, self._config.out_dir)
         if stale:
