@@ -133,11 +133,24 @@ def _run_config(args: argparse.Namespace, job: Job, target: Target) -> RunConfig
         rate=RateLimit(qps=merged.qps, burst=args.burst or DEFAULT_BURST),
         concurrency=merged.concurrency,
         retry=RetryPolicy(retries=merged.retries),
-        output=_output_options(job.output, job),
+        output=_finishing_options(args, job),
         handle_signals=True,
         budget_characters=args.budget_characters,
         report_extra=tuple(extra.items()),
     )
+
+
+def _finishing_options(args: argparse.Namespace, job: Job) -> OutputOptions:
+    """The output options with the book's tags; a shard writes no (partial) book."""
+    from dataclasses import replace
+
+    from pipeline.finishing import book_info_of
+
+    options = _output_options(job.output, job)
+    book = None if args.shard is not None else options.book
+    info = book_info_of(job.book, _cache_dir(args, job) / "covers")
+    title = info.title if info is not None and info.title else options.album
+    return replace(options, book=book, book_info=info, album=title)
 
 
 def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
@@ -297,6 +310,12 @@ def _finish_run(
                 file=sys.stderr,
             )
     where = f", report in {out_dir / 'report.json'}" if report_written else ""
+    t = report.totals
+    print(
+        f"tts-pipeline: {t.audio_seconds / 60:.1f} min of audio, {t.billed_characters} "
+        f"characters billed, {t.retries} retries",
+        file=sys.stderr,
+    )
     print(f"{report.status}: audio in {out_dir}/{where}", file=sys.stderr)
     return report.exit_code
 

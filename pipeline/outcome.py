@@ -23,7 +23,9 @@ def describe(error: ChapterError) -> str:
 
 def chapter_report(state: ChapterState) -> ChapterReport:
     chapter = state.plan.chapter
-    if state.output is not None:
+    # "ok" only for a file that is there: the report must match the disk.
+    output = state.output if state.output is not None and state.output.is_file() else None
+    if output is not None:
         status = "ok"
     elif state.error is not None:
         status = "failed"
@@ -33,12 +35,12 @@ def chapter_report(state: ChapterState) -> ChapterReport:
         id=chapter.id,
         title=chapter.title,
         status=status,
-        output=None if state.output is None else state.output.name,
-        duration_s=state.duration_s,
+        output=None if output is None else output.name,
+        duration_s=None if output is None else state.duration_s,
         lines=len(chapter.lines),
         chunks=len(state.plan.chunks),
         error=state.error,
-        subtitles=state.subtitles,
+        subtitles=state.subtitles if output is not None else [],
     )
 
 

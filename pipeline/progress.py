@@ -102,6 +102,14 @@ class PlainProgress:
     def message(self, text: str) -> None:
         self._print(text)
 
+    def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
+        """A chapter's finishing: audio seconds done (a line every ``every_s`` at most)."""
+        now = time.monotonic()
+        if done or now - self._last >= self._every_s:
+            self._last = now
+            state = "finished" if done else "finishing"
+            self._print(f"{state} {chapter_id}: {audio_s:.0f} s of audio")
+
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._print(f"{status}: {self._done}/{self._total} chunks in {elapsed_s:.1f} s")
 
@@ -132,6 +140,13 @@ class BarProgress(PlainProgress):
             rate = self._chars / max(time.monotonic() - self._started, 1e-9)
             self._bar.set_postfix_str(f"{rate:.0f} chars/s", refresh=False)
             self._bar.update(1)
+
+    def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
+        if self._bar is None:
+            super().finishing(chapter_id=chapter_id, audio_s=audio_s, done=done)
+            return
+        if not done:
+            self._bar.set_postfix_str(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         if self._bar is not None:
@@ -172,6 +187,9 @@ class JsonlProgress:
 
     def message(self, text: str) -> None:
         self._emit("message", text=text)
+
+    def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
+        self._emit("finishing", chapter=chapter_id, audio_s=round(audio_s, 1), done=done)
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._emit("finish", status=status, elapsed_s=round(elapsed_s, 3))

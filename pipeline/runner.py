@@ -15,6 +15,7 @@ The only module that knows all the others. Shape of a run:
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Awaitable
@@ -32,7 +33,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from pipeline.audio import check_audio
+from pipeline.audio import BookInfo, check_audio
 from pipeline.backend import Backend
 from pipeline.budget import BudgetMeter
 from pipeline.cache import ChunkCache, OutputLock
@@ -48,6 +49,7 @@ from pipeline.errors import (
 )
 from pipeline.finishing import (
     ChapterState,
+    FinishContext,
     assemble,
     chapter_written,
     output_extension,
@@ -95,6 +97,7 @@ class OutputOptions:
     book: str | None = None
     album: str | None = None
     artist: str | None = None
+    book_info: BookInfo | None = None  # the book's tags: title, author, cover...
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,14 @@ class Runner:
         self._book: str | None = None
         self._budget = BudgetMeter(config.budget_characters)
         self._previous_outputs: dict[str, str] = {}
+        # --- finishing (issue 14): chapters in parallel, one per core; a stop sets the event
+        self._finish = FinishContext(
+            output=config.output,
+            out_dir=config.out_dir,
+            progress=self._progress,
+            cancel=threading.Event(),
+            slots=anyio.CapacityLimiter(os.cpu_count() or 1),
+        )
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -224,15 +235,17 @@ class Runner:
                 outer.start_soon(self._watch_signals)
             try:
                 await self._work(todo)
+                # Inside the group: a Ctrl-C while the book is built is still heard.
+                if self._fatal is None and not self._interrupted:
+                    await self._build_book()
             finally:
                 outer.cancel_scope.cancel()
-        if self._fatal is None and not self._interrupted:
-            await self._build_book()
 
     def _lookup_cache(self) -> list[_Item]:
         found = self._lookup or lookup_cache(self._plan, self._cache, self._config.host_id)
         todo: list[_Item] = []
         for ci, state in enumerate(self._states):
+            state.keys = found.keys[ci]
             for k, (key, path) in enumerate(zip(found.keys[ci], found.paths[ci], strict=True)):
                 if path is None:
                     todo.append(_Item(ci, k, key))
@@ -398,22 +411,23 @@ class Runner:
             raise _StorageFailed(f"cannot store the answer in the cache: {e}") from e
 
     async def _assembler(self, done: ObjectReceiveStream[int]) -> None:
-        async with done:
+        async with done, anyio.create_task_group() as tg:
             async for ci in done:
-                await self._assemble(self._states[ci])
+                tg.start_soon(self._assemble, self._states[ci])
 
     async def _assemble(self, state: ChapterState) -> None:
-        error = await assemble(state, self._config.output, self._config.out_dir)
+        error = await assemble(state, self._finish)
         if error is not None:
             self._fail_chapter(state, error)
             return
+        if state.output is None:
+            return  # stopped: the chapter stays pending
         assert state.duration_s is not None
         self._totals.audio_seconds += state.duration_s
         self._progress.chapter_done(chapter_written(state))
 
     async def _build_book(self) -> None:
-        out_dir = self._config.out_dir
-        self._book = await write_book(self._states, self._config.output, out_dir, self._progress)
+        self._book = await write_book(self._states, self._finish)
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -422,6 +436,7 @@ class Runner:
                     break  # a second Ctrl-C: stop now
                 self._stopping = True
                 self._interrupted = True
+                self._finish.cancel.set()  # finishing is not paid for: stop it at once
                 grace = self._config.interrupt_grace_s
                 self._progress.message(
                     f"interrupted: starting nothing new, waiting up to {grace:g} s for the "
