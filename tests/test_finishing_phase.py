@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import av
 import pytest
 from helpers import cli_env, make_plan, read_report, run_plan, start_cli, texts, write_job
@@ -79,7 +80,7 @@ async def test_only_the_changed_or_damaged_chapter_and_the_book_are_rebuilt(
     out = tmp_path / "out"
     await run_plan(make_plan(job), local_server, out, output=BOOK)
     before = _mtimes(out)
-    time.sleep(0.01)  # a rebuilt file gets a later modification time
+    await anyio.sleep(0.01)  # a rebuilt file gets a later modification time
     changed = dict(CHAPTERS, b=[*CHAPTERS["b"][:2], "beta changed: a new last line."])
     job = write_job(tmp_path, changed)
     (out / "c.mp3").write_bytes((out / "c.mp3").read_bytes()[:-100])  # damaged by hand
