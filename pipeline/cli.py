@@ -305,7 +305,8 @@ def _finish_run(
             e = chapter.error
             logid = f", logid {e.logid}" if e.logid else ""
             print(
-                f"tts-pipeline: chapter {chapter.id} failed at line {e.line}: code {e.code}: "
+                f"tts-pipeline: chapter {chapter.id} failed at line {e.line}"
+                f"{f' ({e.file_line})' if e.file_line else ''}: code {e.code}: "
                 f"{e.message}{logid}",
                 file=sys.stderr,
             )

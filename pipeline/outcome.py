@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.errors import ApiError
@@ -15,8 +16,21 @@ def error_of(error: ApiError, line: str | None) -> ChapterError:
     return ChapterError(error.code, error.message, error.logid, line)
 
 
+def locate(error: ChapterError, state: ChapterState) -> ChapterError:
+    """``error`` with the FILE:LINE of its line in the job's sources, when it names one."""
+    if error.line is None or error.file_line is not None:
+        return error
+    for line in state.plan.chapter.lines:
+        if line.id == error.line:
+            where = line.file if line.lineno is None else f"{line.file}:{line.lineno}"
+            return replace(error, file_line=where)
+    return error
+
+
 def describe(error: ChapterError) -> str:
     where = f" at line {error.line}" if error.line else ""
+    if error.file_line:
+        where += f" ({error.file_line})"
     logid = f" (logid {error.logid})" if error.logid else ""
     return f"code {error.code}{where}: {error.message}{logid}"
 

@@ -61,6 +61,7 @@ from pipeline.outcome import (
     chapter_report,
     describe,
     error_of,
+    locate,
     read_previous_outputs,
     run_status,
     stale_outputs,
@@ -330,9 +331,9 @@ class Runner:
     def _fail_chapter(self, state: ChapterState, error: ChapterError) -> None:
         if state.error is not None:
             return
-        state.error = error
+        state.error = locate(error, state)  # issue 14: FILE:LINE in the report
         self._progress.chapter_done(
-            ChapterEvent(state.plan.chapter.id, "failed", None, None, describe(error))
+            ChapterEvent(state.plan.chapter.id, "failed", None, None, describe(state.error))
         )
 
     async def _synthesize(self, item: _Item, chunk: Chunk) -> Path:

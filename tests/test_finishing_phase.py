@@ -213,3 +213,22 @@ def test_sigint_while_finishing_exits_130_within_6_s_and_the_report_matches_the_
         if p.is_file() and p.name != ".tts-pipeline.lock" and p.stat().st_mtime_ns > written
     ]
     assert newer == []
+
+
+@pytest.mark.anyio
+async def test_a_chapter_error_names_the_file_and_line(
+    tmp_path: Path, local_server: LocalServer
+) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "defaults: {voice_id: local-tone-1, response_format: wav, sample_rate: 16000}\n"
+        "chapters:\n"
+        "  - id: a\n"
+        "    lines:\n"
+        "      - text: a good line.\n"
+        "      - {text: a line in an unknown voice., voice_id: no-such-voice}\n",
+        encoding="utf-8",
+    )
+    await run_plan(make_plan(job), local_server, tmp_path / "out")
+    error = read_report(tmp_path / "out")["chapters"][0]["error"]
+    assert error["file_line"] == f"{job}:6"
