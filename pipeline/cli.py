@@ -185,11 +185,30 @@ def _load(args: argparse.Namespace) -> Job:
 
 
 def cmd_validate(args: argparse.Namespace, env: Environment) -> int:
-    del env
     job = _load(args)
+    if args.online:
+        _check_voices(job, _target(args, env, job, require_token=False), args.timeout)
     lines = sum(len(c.lines) for c in job.chapters)
     print(f"{args.source}: ok: {len(job.chapters)} chapters, {lines} lines")
     return 0
+
+
+def _check_voices(job: Job, target: Target, timeout: float) -> None:
+    """Refuse (exit 2) a job whose voices or emotions the host's voice list does not offer."""
+    from pipeline import api
+    from pipeline.voicecheck import voice_problems
+
+    try:
+        listed = api.voices(target, timeout)
+    except (PipelineError, OSError) as e:
+        print(f"tts-pipeline: voices not checked: no voice list from the host ({e})",
+              file=sys.stderr)
+        return
+    problems = voice_problems(job, listed)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        raise UsageError(f"{len(problems)} voice problem(s); nothing was sent")
 
 
 def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
@@ -238,6 +257,7 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
 
     job = _load(args)
     target = _target(args, env, job)
+    _check_voices(job, target, args.timeout)  # issue 14: before the first paid request
     plan = _plan(args, job)
     config = _run_config(args, job, target)
     found = api.lookup(plan, config.cache_dir, target)

@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check SOURCE and every file it names")
     validate.add_argument("source", type=Path, metavar="SOURCE")
     validate.add_argument("--voice", help="voice_id for every line that sets none")
+    validate.add_argument(
+        "--online",
+        action="store_true",
+        help="also check every voice_id and emotion against the host's voice list (free)",
+    )
+    _add_backend_options(validate)
 
     _add_say(sub)
     _add_other_commands(sub)
