@@ -223,8 +223,20 @@ def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
         print(json.dumps(api.plan_json(plan, qps, found), ensure_ascii=False, indent=2))
     else:
         print_plan(plan, qps, found)
+        _print_finishing(plan, job)
         print_skipped(job)
     return 0
+
+
+def _print_finishing(plan: Plan, job: Job) -> None:
+    from pipeline.finishing import estimate_finishing
+
+    cores = os.cpu_count() or 1
+    audio_s, finishing_s = estimate_finishing(plan, job.output, cores)
+    print(
+        f"finishing: about {audio_s / 60:.0f} min of audio (estimated from the text); joining, "
+        f"loudness, encoding and the book about {finishing_s:.0f} s on {cores} cores"
+    )
 
 
 def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:

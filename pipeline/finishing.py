@@ -40,8 +40,8 @@ from pipeline.audio.fingerprint import (
 from pipeline.errors import CODE_ASSEMBLY, PipelineError
 from pipeline.fileio import atomic_write_bytes
 from pipeline.formats import FILE_EXTENSIONS
-from pipeline.manifest.model import BookMeta
-from pipeline.planning import ChapterPlan
+from pipeline.manifest.model import BookMeta, OutputSettings
+from pipeline.planning import ChapterPlan, Plan
 from pipeline.progress import ChapterEvent, Progress
 from pipeline.report import ChapterError
 
@@ -296,3 +296,36 @@ def book_info_of(meta: BookMeta | None, cover_dir: Path) -> BookInfo | None:
         language=meta.language,
         cover=cover,
     )
+
+
+# What `plan` assumes for the finishing phase (bench/finishing.py measures it): the audio's
+# length from its text, and real-time factors of one core.
+_CJK_CHARS_PER_S = 4.5  # Mandarin read aloud: about 270 characters a minute
+_OTHER_CHARS_PER_S = 14.0  # English read aloud: about 150 words a minute
+_DECODING_X = 40.0  # decode, loudness, limiter, encode (mp3 at -18 LUFS)
+_JOINING_X = 2000.0  # the lossless join: file copies and headers
+_BOOK_X = 60.0  # the m4b: decode the chapters, encode AAC once
+
+
+def estimate_finishing(
+    plan: Plan, output: OutputSettings, cores: int
+) -> tuple[float, float]:
+    """(seconds of audio, seconds of finishing) that a run of ``plan`` would make.
+
+    A rough guide: the audio's length is read from the characters, and chapters finish in
+    parallel on ``cores`` with no better balance than the longest chapter allows.
+    """
+    per_chapter = []
+    for chapter in plan.chapters:
+        seconds = 0.0
+        for chunk in chapter.chunks:
+            cjk = sum(1 for ch in chunk.text if "\u3000" <= ch <= "\u9fff")
+            seconds += cjk / _CJK_CHARS_PER_S + (len(chunk.text) - cjk) / _OTHER_CHARS_PER_S
+            seconds += chunk.pause_after_ms / 1000
+        per_chapter.append(seconds)
+    audio_s = sum(per_chapter)
+    decoding = output.loudness_lufs is not None or output.format is not None
+    factor = _DECODING_X if decoding else _JOINING_X
+    chapters_s = max(audio_s / max(cores, 1), max(per_chapter, default=0.0)) / factor
+    book_s = audio_s / _BOOK_X if output.book else 0.0
+    return audio_s, chapters_s + book_s

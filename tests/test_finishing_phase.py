@@ -232,3 +232,18 @@ async def test_a_chapter_error_names_the_file_and_line(
     await run_plan(make_plan(job), local_server, tmp_path / "out")
     error = read_report(tmp_path / "out")["chapters"][0]["error"]
     assert error["file_line"] == f"{job}:6"
+
+
+def test_plan_estimates_finishing_from_the_text_and_the_options(tmp_path: Path) -> None:
+    from pipeline.finishing import estimate_finishing
+    from pipeline.manifest.model import OutputSettings
+
+    plan = make_plan(write_job(tmp_path, {"a": texts(20), "b": texts(20, "b")}))
+    audio, joined = estimate_finishing(plan, OutputSettings(), 2)
+    characters = sum(c.characters for c in plan.chunks())
+    assert audio == pytest.approx(characters / 14.0, rel=0.01)
+    _, loud = estimate_finishing(plan, OutputSettings(loudness_lufs=-18), 2)
+    _, one_core = estimate_finishing(plan, OutputSettings(loudness_lufs=-18), 1)
+    _, with_book = estimate_finishing(plan, OutputSettings(loudness_lufs=-18, book="b.m4b"), 2)
+    assert joined < loud < one_core
+    assert with_book > loud
