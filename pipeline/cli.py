@@ -23,6 +23,7 @@ from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineE
 from pipeline.formats import FILE_EXTENSIONS, SAY_FORMATS
 from pipeline.settings import (
     DEFAULT_BURST,
+    DEFAULT_MAX_CHUNK_BYTES,
     LOCAL_DEFAULT_VOICES,
     Target,
     TargetChoice,
@@ -308,6 +309,20 @@ def _write_ci_reports(args: argparse.Namespace, env: Environment, data: dict[str
             append_summary(env.step_summary, text)
 
 
+def cmd_book(args: argparse.Namespace, env: Environment) -> int:
+    del env
+    from pipeline import api
+    from pipeline.bookcmd import build_job_book
+
+    args.shard = None  # the book is of the whole job
+    job = _load(args)
+    options = _finishing_options(args, job)
+    out_dir = _out_dir(args, job)
+    path, built = build_job_book(api.plan(job, DEFAULT_MAX_CHUNK_BYTES), options, out_dir)
+    print(f"book {'written' if built else 'up to date'}: {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
     from pipeline.merge import load_report, merge_reports, write_report_json
     from pipeline.report import EXIT_CODES
@@ -470,6 +485,7 @@ COMMANDS = {
     "merge-reports": cmd_merge_reports,
     "serve-local": cmd_serve_local,
     "import": cmd_import,
+    "book": cmd_book,
 }
 
 

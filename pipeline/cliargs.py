@@ -215,6 +215,12 @@ def _add_other_commands(sub: Any) -> None:
     voices.add_argument("--json", action="store_true")
     _add_backend_options(voices)
 
+    book = sub.add_parser("book", help="the job's output.book from the chapter files of shards")
+    book.add_argument("source", type=Path, metavar="SOURCE")
+    book.add_argument("--format", choices=FORMATS, help="response_format, as the runs had it")
+    book.add_argument("--voice", help="voice_id, as the runs had it")
+    _add_cache_options(book)
+
     merge = sub.add_parser("merge-reports", help="join the report.json files of shards")
     merge.add_argument("reports", type=Path, nargs="+", metavar="REPORT")
     merge.add_argument("-o", "--out", type=Path, required=True, metavar="FILE",

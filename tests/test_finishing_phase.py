@@ -247,3 +247,29 @@ def test_plan_estimates_finishing_from_the_text_and_the_options(tmp_path: Path) 
     _, with_book = estimate_finishing(plan, OutputSettings(loudness_lufs=-18, book="b.m4b"), 2)
     assert joined < loud < one_core
     assert with_book > loud
+
+
+def test_book_command_builds_the_book_from_the_shards_chapter_files(
+    tmp_path: Path, local_server: LocalServer
+) -> None:
+    from helpers import run_cli
+
+    job = write_job(tmp_path, {"a": texts(2), "b": texts(2, "b"), "c": texts(2, "c")})
+    body = job.read_text(encoding="utf-8")
+    job.write_text(body + "output:\n  book: book.m4b\n  format: mp3\n", encoding="utf-8")
+    out = tmp_path / "out"
+    env = cli_env(COZE_API_TOKEN="test-token")
+    early = run_cli("book", job, "--out", out)
+    assert early.returncode == 2 and "chapter file(s) missing" in early.stderr
+    for shard in ("1/2", "2/2"):
+        done = run_cli("run", job, "--out", out, "--base-url", local_server.base_url,
+                       "--progress", "none", "--shard", shard, env=env)
+        assert done.returncode == 0, done.stderr
+    assert not (out / "book.m4b").exists()
+    built = run_cli("book", job, "--out", out)
+    assert built.returncode == 0, built.stderr
+    assert "book written" in built.stderr
+    with av.open(str(out / "book.m4b")) as container:
+        assert len(container.chapters()) == 3
+    again = run_cli("book", job, "--out", out)
+    assert again.returncode == 0 and "book up to date" in again.stderr
