@@ -58,10 +58,13 @@ def chapter_report(state: ChapterState) -> ChapterReport:
     )
 
 
-def run_status(chapters: list[ChapterReport], *, fatal: bool, interrupted: bool) -> str:
+def run_status(
+    chapters: list[ChapterReport], *, fatal: bool, interrupted: bool, book_stopped: bool = False
+) -> str:
+    """``book_stopped``: the job's book was not written because the run was stopped."""
     if fatal:
         return "aborted"
-    if interrupted and any(c.status == "pending" for c in chapters):
+    if interrupted and (book_stopped or any(c.status == "pending" for c in chapters)):
         return "interrupted"
     ok = sum(c.status == "ok" for c in chapters)
     if ok == len(chapters):

@@ -105,10 +105,10 @@ class PlainProgress:
     def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
         """A chapter's finishing: audio seconds done (a line every ``every_s`` at most)."""
         now = time.monotonic()
-        if done or now - self._last >= self._every_s:
+        # The chapter line says when it is done: only the work in between is shown here.
+        if not done and now - self._last >= self._every_s:
             self._last = now
-            state = "finished" if done else "finishing"
-            self._print(f"{state} {chapter_id}: {audio_s:.0f} s of audio")
+            self._print(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._print(f"{status}: {self._done}/{self._total} chunks in {elapsed_s:.1f} s")

@@ -450,7 +450,13 @@ class Runner:
 
     def _report(self, started: datetime) -> RunReport:
         chapters = [chapter_report(s) for s in self._states]
-        status = run_status(chapters, fatal=self._fatal is not None, interrupted=self._interrupted)
+        book_stopped = self._config.output.book is not None and self._book is None
+        status = run_status(
+            chapters,
+            fatal=self._fatal is not None,
+            interrupted=self._interrupted,
+            book_stopped=book_stopped,
+        )
         fatal = self._fatal
         report = RunReport(
             status=status,
