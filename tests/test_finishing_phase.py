@@ -273,3 +273,13 @@ def test_book_command_builds_the_book_from_the_shards_chapter_files(
         assert len(container.chapters()) == 3
     again = run_cli("book", job, "--out", out)
     assert again.returncode == 0 and "book up to date" in again.stderr
+
+
+def test_a_stopped_book_makes_the_run_interrupted_not_ok() -> None:
+    from pipeline.outcome import run_status
+    from pipeline.report import ChapterReport
+
+    chapters = [ChapterReport("a", None, "ok", "a.mp3", 1.0, 1, 1)]
+    assert run_status(chapters, fatal=False, interrupted=True) == "ok"
+    assert run_status(chapters, fatal=False, interrupted=True, book_stopped=True) == "interrupted"
+    assert run_status(chapters, fatal=False, interrupted=False, book_stopped=True) == "ok"
