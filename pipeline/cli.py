@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
 from pipeline.cli_books import cmd_import, print_skipped
+from pipeline.cli_finish import check_voices, finishing_options, print_finishing, write_job_book
 from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, UsageError
 from pipeline.formats import FILE_EXTENSIONS, SAY_FORMATS
 from pipeline.settings import (
     DEFAULT_BURST,
-    DEFAULT_MAX_CHUNK_BYTES,
     LOCAL_DEFAULT_VOICES,
     Target,
     TargetChoice,
@@ -134,24 +134,13 @@ def _run_config(args: argparse.Namespace, job: Job, target: Target) -> RunConfig
         rate=RateLimit(qps=merged.qps, burst=args.burst or DEFAULT_BURST),
         concurrency=merged.concurrency,
         retry=RetryPolicy(retries=merged.retries),
-        output=_finishing_options(args, job),
+        output=finishing_options(
+            _output_options(job.output, job), job, _cache_dir(args, job), shard=bool(args.shard)
+        ),
         handle_signals=True,
         budget_characters=args.budget_characters,
         report_extra=tuple(extra.items()),
     )
-
-
-def _finishing_options(args: argparse.Namespace, job: Job) -> OutputOptions:
-    """The output options with the book's tags; a shard writes no (partial) book."""
-    from dataclasses import replace
-
-    from pipeline.finishing import book_info_of
-
-    options = _output_options(job.output, job)
-    book = None if args.shard is not None else options.book
-    info = book_info_of(job.book, _cache_dir(args, job) / "covers")
-    title = info.title if info is not None and info.title else options.album
-    return replace(options, book=book, book_info=info, album=title)
 
 
 def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
@@ -188,28 +177,10 @@ def _load(args: argparse.Namespace) -> Job:
 def cmd_validate(args: argparse.Namespace, env: Environment) -> int:
     job = _load(args)
     if args.online:
-        _check_voices(job, _target(args, env, job, require_token=False), args.timeout)
+        check_voices(job, _target(args, env, job, require_token=False), args.timeout)
     lines = sum(len(c.lines) for c in job.chapters)
     print(f"{args.source}: ok: {len(job.chapters)} chapters, {lines} lines")
     return 0
-
-
-def _check_voices(job: Job, target: Target, timeout: float) -> None:
-    """Refuse (exit 2) a job whose voices or emotions the host's voice list does not offer."""
-    from pipeline import api
-    from pipeline.voicecheck import voice_problems
-
-    try:
-        listed = api.voices(target, timeout)
-    except (PipelineError, OSError) as e:
-        print(f"tts-pipeline: voices not checked: no voice list from the host ({e})",
-              file=sys.stderr)
-        return
-    problems = voice_problems(job, listed)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if problems:
-        raise UsageError(f"{len(problems)} voice problem(s); nothing was sent")
 
 
 def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
@@ -224,20 +195,9 @@ def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
         print(json.dumps(api.plan_json(plan, qps, found), ensure_ascii=False, indent=2))
     else:
         print_plan(plan, qps, found)
-        _print_finishing(plan, job)
+        print_finishing(plan, job)
         print_skipped(job)
     return 0
-
-
-def _print_finishing(plan: Plan, job: Job) -> None:
-    from pipeline.finishing import estimate_finishing
-
-    cores = os.cpu_count() or 1
-    audio_s, finishing_s = estimate_finishing(plan, job.output, cores)
-    print(
-        f"finishing: about {audio_s / 60:.0f} min of audio (estimated from the text); joining, "
-        f"loudness, encoding and the book about {finishing_s:.0f} s on {cores} cores"
-    )
 
 
 def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
@@ -270,7 +230,7 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
 
     job = _load(args)
     target = _target(args, env, job)
-    _check_voices(job, target, args.timeout)  # issue 14: before the first paid request
+    check_voices(job, target, args.timeout)  # issue 14: before the first paid request
     plan = _plan(args, job)
     config = _run_config(args, job, target)
     found = api.lookup(plan, config.cache_dir, target)
@@ -311,16 +271,11 @@ def _write_ci_reports(args: argparse.Namespace, env: Environment, data: dict[str
 
 def cmd_book(args: argparse.Namespace, env: Environment) -> int:
     del env
-    from pipeline import api
-    from pipeline.bookcmd import build_job_book
-
     args.shard = None  # the book is of the whole job
     job = _load(args)
-    options = _finishing_options(args, job)
-    out_dir = _out_dir(args, job)
-    path, built = build_job_book(api.plan(job, DEFAULT_MAX_CHUNK_BYTES), options, out_dir)
-    print(f"book {'written' if built else 'up to date'}: {path}", file=sys.stderr)
-    return 0
+    options = _output_options(job.output, job)
+    options = finishing_options(options, job, _cache_dir(args, job), shard=False)
+    return write_job_book(job, options, _out_dir(args, job))
 
 
 def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:

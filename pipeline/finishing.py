@@ -11,6 +11,7 @@ second and leave no file behind, and the chapter stays pending.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +69,12 @@ class FinishContext:
     progress: Progress
     cancel: threading.Event
     slots: anyio.CapacityLimiter  # one per core: finishing is CPU-bound
+
+
+def finish_context(output: OutputOptions, out_dir: Path, progress: Progress) -> FinishContext:
+    """A run's finishing context: one slot per core, a stop event not yet set."""
+    slots = anyio.CapacityLimiter(os.cpu_count() or 1)
+    return FinishContext(output, out_dir, progress, threading.Event(), slots)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ The only module that knows all the others. Shape of a run:
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Awaitable
@@ -49,9 +48,9 @@ from pipeline.errors import (
 )
 from pipeline.finishing import (
     ChapterState,
-    FinishContext,
     assemble,
     chapter_written,
+    finish_context,
     output_extension,
     output_name,
     write_book,
@@ -198,14 +197,7 @@ class Runner:
         self._book: str | None = None
         self._budget = BudgetMeter(config.budget_characters)
         self._previous_outputs: dict[str, str] = {}
-        # --- finishing (issue 14): chapters in parallel, one per core; a stop sets the event
-        self._finish = FinishContext(
-            output=config.output,
-            out_dir=config.out_dir,
-            progress=self._progress,
-            cancel=threading.Event(),
-            slots=anyio.CapacityLimiter(os.cpu_count() or 1),
-        )
+        self._finish = finish_context(config.output, config.out_dir, self._progress)  # issue 14
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -238,7 +230,7 @@ class Runner:
                 await self._work(todo)
                 # Inside the group: a Ctrl-C while the book is built is still heard.
                 if self._fatal is None and not self._interrupted:
-                    await self._build_book()
+                    self._book = await write_book(self._states, self._finish)
             finally:
                 outer.cancel_scope.cancel()
 
@@ -420,15 +412,11 @@ class Runner:
         error = await assemble(state, self._finish)
         if error is not None:
             self._fail_chapter(state, error)
-            return
         if state.output is None:
-            return  # stopped: the chapter stays pending
+            return  # failed, or stopped (then still pending)
         assert state.duration_s is not None
         self._totals.audio_seconds += state.duration_s
         self._progress.chapter_done(chapter_written(state))
-
-    async def _build_book(self) -> None:
-        self._book = await write_book(self._states, self._finish)
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -450,14 +438,9 @@ class Runner:
 
     def _report(self, started: datetime) -> RunReport:
         chapters = [chapter_report(s) for s in self._states]
-        book_stopped = self._config.output.book is not None and self._book is None
-        status = run_status(
-            chapters,
-            fatal=self._fatal is not None,
-            interrupted=self._interrupted,
-            book_stopped=book_stopped,
-        )
-        fatal = self._fatal
+        fatal, no_book = self._fatal, self._config.output.book is not None and self._book is None
+        status = run_status(chapters, fatal=fatal is not None, interrupted=self._interrupted,
+                            book_stopped=no_book)
         report = RunReport(
             status=status,
             started_at=started,
