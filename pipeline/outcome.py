@@ -55,6 +55,7 @@ def chapter_report(state: ChapterState) -> ChapterReport:
         chunks=len(state.plan.chunks),
         error=state.error,
         subtitles=state.subtitles if output is not None else [],
+        dubbing=state.dubbing,
     )
 
 

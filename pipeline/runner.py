@@ -36,6 +36,7 @@ from pipeline.audio import BookInfo, check_audio
 from pipeline.backend import Backend
 from pipeline.budget import BudgetMeter
 from pipeline.cache import ChunkCache, OutputLock
+from pipeline.dubbing.fit import RunnerAsk, refit_chapter
 from pipeline.errors import (
     CODE_ASSEMBLY,
     CODE_STORAGE,
@@ -98,6 +99,8 @@ class OutputOptions:
     album: str | None = None
     artist: str | None = None
     book_info: BookInfo | None = None  # the book's tags: title, author, cover...
+    clips: bool = False  # every line as its own file in <out>/<chapter id>/ (dubbing)
+    fit_strict: bool = False  # a line that still overflows its cue fails its chapter
 
 
 @dataclass(frozen=True)
@@ -409,6 +412,7 @@ class Runner:
                 tg.start_soon(self._assemble, self._states[ci])
 
     async def _assemble(self, state: ChapterState) -> None:
+        await refit_chapter(state, RunnerAsk(self, state))  # dubbing: fit speed (dubbing/fit.py)
         error = await assemble(state, self._finish)
         if error is not None:
             self._fail_chapter(state, error)
