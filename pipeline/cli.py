@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline import cli_finish
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
 from pipeline.cli_books import cmd_import, local_voice_languages, print_skipped
-from pipeline.cli_finish import check_voices, finishing_options, print_finishing, write_job_book
 from pipeline.cliguard import (
     check_chosen_base_url,
     check_writable,
@@ -162,9 +162,7 @@ def _run_config(args: argparse.Namespace, job: Job, target: Target) -> RunConfig
         rate=RateLimit(qps=merged.qps, burst=args.burst or DEFAULT_BURST),
         concurrency=merged.concurrency,
         retry=RetryPolicy(retries=merged.retries),
-        output=finishing_options(
-            _output_options(job.output, job), job, _cache_dir(args, job), shard=bool(args.shard)
-        ),
+        output=cli_finish.run_output(args, job),
         handle_signals=True,
         budget_characters=args.budget_characters,
         report_extra=tuple(extra.items()),
@@ -218,7 +216,7 @@ def _load(args: argparse.Namespace, env: Environment) -> Job:
 def cmd_validate(args: argparse.Namespace, env: Environment) -> int:
     job = _load(args, env)
     if args.online:
-        check_voices(job, _target(args, env, job, require_token=False), args.timeout)
+        cli_finish.check_voices(job, _target(args, env, job, require_token=False), args.timeout)
     lines = sum(len(c.lines) for c in job.chapters)
     say(f"{args.source}: ok: {len(job.chapters)} chapters, {lines} lines", file=sys.stdout)
     return 0
@@ -236,7 +234,7 @@ def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
         print(json_for_terminal(api.plan_json(plan, qps, found)))
     else:
         print_plan(plan, qps, found)
-        print_finishing(plan, job)
+        cli_finish.print_finishing(plan, job)
         print_skipped(job)
     return 0
 
@@ -272,7 +270,7 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
     job = _load(args, env)
     target = _target(args, env, job)
     _ci_reports(args, env).check()
-    check_voices(job, target, args.timeout)  # issue 14: before the first paid request
+    cli_finish.check_voices(job, target, args.timeout)  # issue 14: before the first paid request
     plan = _plan(args, job)
     config = _run_config(args, job, target)
     found = api.lookup(plan, config.cache_dir, target)
@@ -311,14 +309,6 @@ def _ci_reports(args: argparse.Namespace, env: Environment) -> CiReports:
     )
 
 
-def cmd_book(args: argparse.Namespace, env: Environment) -> int:
-    args.shard = None  # the book is of the whole job
-    job = _load(args, env)
-    options = _output_options(job.output, job)
-    options = finishing_options(options, job, _cache_dir(args, job), shard=False)
-    return write_job_book(job, options, _out_dir(args, job))
-
-
 def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
     from pipeline.merge import load_report, merge_reports, write_report_json
     from pipeline.report import EXIT_CODES
@@ -355,11 +345,7 @@ def _finish_run(
                 Redactor(target.token),
             )
     where = f", report in {out_dir / 'report.json'}" if report_written else ""
-    t = report.totals
-    say(
-        f"tts-pipeline: {t.audio_seconds / 60:.1f} min of audio, {t.billed_characters} "
-        f"characters billed, {t.retries} retries"
-    )
+    cli_finish.say_totals(report.totals)
     say(f"{report.status}: audio in {out_dir}/{where}")
     return report.exit_code
 
@@ -487,7 +473,7 @@ COMMANDS = {
     "merge-reports": cmd_merge_reports,
     "serve-local": cmd_serve_local,
     "import": cmd_import,
-    "book": cmd_book,
+    "book": cli_finish.cmd_book,
 }
 
 

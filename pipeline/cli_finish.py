@@ -3,6 +3,7 @@ finishing estimate, the ``book`` command. Kept apart so that cli.py only calls i
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from dataclasses import replace
@@ -12,8 +13,10 @@ from typing import TYPE_CHECKING
 from pipeline.errors import PipelineError, UsageError
 
 if TYPE_CHECKING:
+    from pipeline.cli import Environment
     from pipeline.manifest import Job
     from pipeline.planning import Plan
+    from pipeline.report import Totals
     from pipeline.runner import OutputOptions
     from pipeline.settings import Target
 
@@ -58,12 +61,35 @@ def print_finishing(plan: Plan, job: Job) -> None:
     )
 
 
-def write_job_book(job: Job, options: OutputOptions, out_dir: Path) -> int:
-    """``tts-pipeline book``: build the job's book from the chapter files in ``out_dir``."""
-    from pipeline import api
+def run_output(args: argparse.Namespace, job: Job) -> OutputOptions:
+    """The output options of ``run``: the job's, with the book's tags; no book from a shard."""
+    from pipeline import cli  # its helpers; imported when called, cli imports this module
+
+    options = cli._output_options(job.output, job)
+    return finishing_options(options, job, cli._cache_dir(args, job), shard=bool(args.shard))
+
+
+def cmd_book(args: argparse.Namespace, env: Environment) -> int:
+    """``tts-pipeline book``: build the job's book from the chapter files in the output dir."""
+    from pipeline import api, cli
     from pipeline.bookcmd import build_job_book
     from pipeline.settings import DEFAULT_MAX_CHUNK_BYTES
 
-    path, built = build_job_book(api.plan(job, DEFAULT_MAX_CHUNK_BYTES), options, out_dir)
+    args.shard = None  # the book is of the whole job
+    job = cli._load(args, env)
+    options = finishing_options(
+        cli._output_options(job.output, job), job, cli._cache_dir(args, job), shard=False
+    )
+    plan = api.plan(job, DEFAULT_MAX_CHUNK_BYTES)
+    path, built = build_job_book(plan, options, cli._out_dir(args, job))
     print(f"book {'written' if built else 'up to date'}: {path}", file=sys.stderr)
     return 0
+
+
+def say_totals(t: Totals) -> None:
+    """The end of every run: audio length, characters billed, retries."""
+    print(
+        f"tts-pipeline: {t.audio_seconds / 60:.1f} min of audio, {t.billed_characters} "
+        f"characters billed, {t.retries} retries",
+        file=sys.stderr,
+    )

@@ -53,7 +53,7 @@ def chapter_report(state: ChapterState) -> ChapterReport:
         duration_s=None if output is None else state.duration_s,
         lines=len(chapter.lines),
         chunks=len(state.plan.chunks),
-        error=state.error,
+        error=None if state.error is None else locate(state.error, state),  # FILE:LINE
         subtitles=state.subtitles if output is not None else [],
         dubbing=state.dubbing,
     )

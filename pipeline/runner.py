@@ -61,7 +61,6 @@ from pipeline.outcome import (
     chapter_report,
     describe,
     error_of,
-    locate,
     read_previous_outputs,
     run_status,
     stale_outputs,
@@ -231,7 +230,6 @@ class Runner:
                 outer.start_soon(self._watch_signals)
             try:
                 await self._work(todo)
-                # Inside the group: a Ctrl-C while the book is built is still heard.
                 if self._fatal is None and not self._interrupted:
                     self._book = await write_book(self._states, self._finish)
             finally:
@@ -326,9 +324,9 @@ class Runner:
     def _fail_chapter(self, state: ChapterState, error: ChapterError) -> None:
         if state.error is not None:
             return
-        state.error = locate(error, state)  # issue 14: FILE:LINE in the report
+        state.error = error
         self._progress.chapter_done(
-            ChapterEvent(state.plan.chapter.id, "failed", None, None, describe(state.error))
+            ChapterEvent(state.plan.chapter.id, "failed", None, None, describe(error))
         )
 
     async def _synthesize(self, item: _Item, chunk: Chunk) -> Path:
@@ -413,8 +411,7 @@ class Runner:
 
     async def _assemble(self, state: ChapterState) -> None:
         await refit_chapter(state, RunnerAsk(self, state))  # dubbing: fit speed (dubbing/fit.py)
-        error = await assemble(state, self._finish)
-        if error is not None:
+        if (error := await assemble(state, self._finish)) is not None:
             self._fail_chapter(state, error)
         if state.output is None:
             return  # failed, or stopped (then still pending)
