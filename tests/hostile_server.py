@@ -207,7 +207,10 @@ def _voices_handler(server: HostileServer) -> Callable[[web.Request], Awaitable[
         item: dict[str, object] = {f: echoed for f in fields}
         item["voice_id"] = f"v-{token}"
         item["support_emotions"] = [{"emotion": token}, {"emotion": auth}]
-        data = {"has_more": False, "voice_list": [item]}
+        # The voice the test jobs use is listed too (run checks voices before paying), with
+        # the same echoing fields, so that the run path reads them as well.
+        usable = {**item, "voice_id": "local-tone-1"}
+        data = {"has_more": False, "voice_list": [item, usable]}
         return web.json_response({"code": 0, "msg": "", "data": data},
                                  headers=_echo_headers(auth))
 
