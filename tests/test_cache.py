@@ -137,7 +137,7 @@ def test_ipv6_and_explicit_ports_survive() -> None:
 
 @pytest.mark.parametrize("bad", ["api.coze.cn", "", "https://"])
 def test_key_needs_a_base_url(bad: str) -> None:
-    with pytest.raises(ValueError, match="base URL"):
+    with pytest.raises(ConfigError, match="base URL"):
         ChunkCache.key(FULL_BODY, bad)
 
 
