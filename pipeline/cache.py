@@ -187,7 +187,7 @@ class ChunkCache:
         """
         entry = self.path_for(key)
         if not _EXT.fullmatch(ext):
-            raise ValueError(f"not a file extension: {ext!r}")
+            raise ConfigError(f"not a file extension: {ext!r}")
         self._clean_once()
         try:
             return self._put(key, entry, audio, ext)
@@ -363,7 +363,7 @@ def _canonical_value(value: Any) -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"a request body cannot hold {value!r}")
+            raise ConfigError(f"a request body cannot hold {value!r}")
         return int(value) if value.is_integer() else value
     if isinstance(value, Mapping):
         return {_mapping_key(k): _canonical_value(v) for k, v in value.items()}
@@ -381,7 +381,7 @@ def _mapping_key(key: object) -> str:
 def _check_key(key: str) -> None:
     # Keys become path names: only ever what key() makes.
     if not _KEY.fullmatch(key):
-        raise ValueError(f"not a cache key: {key!r}")
+        raise ConfigError(f"not a cache key: {key!r}")
 
 
 __all__ = [

@@ -267,10 +267,7 @@ def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
     from pipeline.merge import load_report, merge_reports, write_report_json
     from pipeline.report import EXIT_CODES
 
-    try:
-        merged = merge_reports([load_report(p) for p in args.reports])
-    except ValueError as e:
-        raise UsageError(str(e)) from e
+    merged = merge_reports([load_report(p) for p in args.reports])
     write_report_json(args.out, merged)
     _write_ci_reports(args, env, merged)
     print(f"{merged['status']}: merged {len(args.reports)} reports into {args.out}",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli_books import add_import_parser
+from pipeline.errors import ConfigError
 from pipeline.formats import FORMATS
 from pipeline.settings import (
     BACKENDS,
@@ -51,7 +52,7 @@ def _positive_int(text: str) -> int:
 def _shard(text: str) -> Shard:
     try:
         return parse_shard(text)
-    except ValueError as e:
+    except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
