@@ -8,14 +8,14 @@ Heavy modules (the runner, the client, the local server, PyAV) are imported when
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ConfigError
+from pipeline.fileio import make_dirs, publish, storage_error
 from pipeline.manifest import (
     NO_OVERRIDES,
     Chapter,
@@ -51,13 +51,17 @@ def load(
     overrides: Overrides = NO_OVERRIDES,
     shard: Shard | None = None,
     voice_languages: Mapping[str, str] | None = None,
+    *,
+    holds_token: Callable[[str], bool] | None = None,
 ) -> Job:
     """The job in ``source``, only the chapters of ``shard`` when given.
 
     ``voice_languages`` (voice_id -> language_code, e.g. from ``voices``) gives a line that
     sets no ``language`` the language of its voice (for ``normalize`` and the lexicon).
+    ``holds_token(text)`` (``Redactor.found_in``): a line or title for which it is true is a
+    manifest problem, so that a secret read by mistake is never sent or written.
     """
-    job = load_job(source, overrides, voice_languages)
+    job = load_job(source, overrides, voice_languages, holds_token=holds_token)
     if shard is None:
         return job
     from pipeline.sharding import select_shard
@@ -162,8 +166,12 @@ def say(
     if problems := params.problems():
         raise ConfigError("; ".join(problems))
     job_plan = plan(say_job(text, params, output_format), max_chunk_bytes)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".say-", dir=out.parent) as tmp:
+    make_dirs(out.parent)
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix=".say-", dir=out.parent)
+    except OSError as e:
+        raise storage_error(e, "write in", out.parent) from None
+    with scratch as tmp:
         config = RunConfig(
             out_dir=Path(tmp),
             cache_dir=Path(tmp) / ".cache",
@@ -179,7 +187,7 @@ def say(
             return SayResult(report, None)
         produced = report.chapters[0].output
         assert produced is not None
-        os.replace(Path(tmp) / produced, out)
+        publish(Path(tmp) / produced, out)
     return SayResult(report, out)
 
 

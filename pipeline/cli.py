@@ -8,30 +8,42 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
-from pipeline.cli_books import cmd_import, print_skipped
+from pipeline.cli_books import cmd_import, local_voice_languages, print_skipped
+from pipeline.cliguard import (
+    check_chosen_base_url,
+    check_writable,
+    checked_token,
+    json_for_terminal,
+    redactor_for,
+    say,
+    say_text,
+    silence_stdout,
+)
 from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, UsageError
 from pipeline.formats import FILE_EXTENSIONS, SAY_FORMATS
+from pipeline.redact import Redactor
 from pipeline.settings import (
     DEFAULT_BURST,
     LOCAL_DEFAULT_VOICES,
     Target,
     TargetChoice,
+    choose_backend,
     choose_target,
     merge_run,
 )
 from pipeline.speech import SpeechParams
 
 if TYPE_CHECKING:
+    from pipeline.cireports import CiReports
     from pipeline.manifest import Job, OutputSettings, Overrides
     from pipeline.planning import Plan
     from pipeline.report import RunReport
@@ -94,18 +106,34 @@ def _target(
         engine=args.engine,
     )
     run = job.run if job is not None else None
+    token = None
+    if choose_backend(choice, run.backend if run else None) == "coze":
+        token = checked_token(env.token, TOKEN_VARIABLE)
+        _check_base_url(args, env, run.base_url if run else None)
     try:
         target = choose_target(
-            choice, run.backend if run else None, run.base_url if run else None, env.token or ""
+            choice, run.backend if run else None, run.base_url if run else None, token or ""
         )
-    except ConfigError as e:
-        raise UsageError(f"--base-url: {e}") from e
-    if not target.local and not env.token and require_token:
+    except (ConfigError, ValueError) as e:
+        raise UsageError(f"--base-url: {say_text(str(e))}") from None
+    if not target.local and not token and require_token:
         raise UsageError(
             f"no API token: set {TOKEN_VARIABLE} to a Coze access token with the createSpeech "
             "permission, or pass --local to use the embedded local server"
         )
     return target
+
+
+def _check_base_url(args: argparse.Namespace, env: Environment, job_url: str | None) -> None:
+    """The URL a run will use, checked where it came from (the first given wins)."""
+    for url, where in (
+        (args.base_url, "--base-url"),
+        (env.base_url, f"${BASE_VARIABLE}"),
+        (job_url, f"{args.source} run.base_url" if hasattr(args, "source") else "run.base_url"),
+    ):
+        if url is not None:
+            check_chosen_base_url(url, where, redactor_for(env.token))
+            return
 
 
 def _out_dir(args: argparse.Namespace, job: Job) -> Path:
@@ -149,6 +177,8 @@ def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
         subtitles=output.subtitles,
         book=output.book,
         album=job.source.stem,
+        clips=output.clips,
+        fit_strict=output.fit_strict,
     )
 
 
@@ -162,33 +192,43 @@ def _plan(args: argparse.Namespace, job: Job) -> Plan:
         raise UsageError(str(e)) from e
 
 
-def _load(args: argparse.Namespace) -> Job:
+def _load(args: argparse.Namespace, env: Environment) -> Job:
     from pipeline import api
 
-    return api.load(args.source, _overrides(args), getattr(args, "shard", None))
+    # A line that holds the token (a text_file of /proc/self/environ...) is refused before
+    # it can be sent, planned or written into subtitles.
+    redactor = redactor_for(env.token)
+    holds_token = redactor.found_in if redactor.found_in("x" + (env.token or "").strip()) else None
+    languages = local_voice_languages(args)
+    return api.load(
+        args.source,
+        _overrides(args),
+        getattr(args, "shard", None),
+        languages,
+        holds_token=holds_token,
+    )
 
 
 # ---------------------------------------------------------------- commands
 
 
 def cmd_validate(args: argparse.Namespace, env: Environment) -> int:
-    del env
-    job = _load(args)
+    job = _load(args, env)
     lines = sum(len(c.lines) for c in job.chapters)
-    print(f"{args.source}: ok: {len(job.chapters)} chapters, {lines} lines")
+    say(f"{args.source}: ok: {len(job.chapters)} chapters, {lines} lines", file=sys.stdout)
     return 0
 
 
 def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
     from pipeline import api
 
-    job = _load(args)
+    job = _load(args, env)
     plan = _plan(args, job)
     qps = merge_run(job.run, qps=args.qps).qps
     target = _target(args, env, job, require_token=False)
     found = api.lookup(plan, _cache_dir(args, job), target)
     if args.json:
-        print(json.dumps(api.plan_json(plan, qps, found), ensure_ascii=False, indent=2))
+        print(json_for_terminal(api.plan_json(plan, qps, found)))
     else:
         print_plan(plan, qps, found)
         print_skipped(job)
@@ -223,8 +263,9 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
     from pipeline import api
     from pipeline.progress import make_progress
 
-    job = _load(args)
+    job = _load(args, env)
     target = _target(args, env, job)
+    _ci_reports(args, env).check()
     plan = _plan(args, job)
     config = _run_config(args, job, target)
     found = api.lookup(plan, config.cache_dir, target)
@@ -242,36 +283,37 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
     report = api.run_job(
         plan, config, target, read_timeout=args.timeout, progress=progress, found=found
     )
-    _write_ci_reports(args, env, report.to_json())
-    return _finish_run(report, config.out_dir, target)
+    failed = _ci_reports(args, env).write_or_why(report.to_json())
+    code = _finish_run(report, config.out_dir, target)
+    if failed is None:
+        return code
+    kept = config.out_dir / "report.json"
+    say(f"tts-pipeline: error: {failed}; the run's report is kept in {kept}")
+    return max(code, 1)
 
 
-def _write_ci_reports(args: argparse.Namespace, env: Environment, data: dict[str, Any]) -> None:
-    if args.junit is not None:
-        from pipeline.junit import write_junit
+def _ci_reports(args: argparse.Namespace, env: Environment) -> CiReports:
+    from pipeline.cireports import CiReports
 
-        write_junit(args.junit, data)
-    if args.summary or env.step_summary is not None:
-        from pipeline.summary import append_summary, markdown_summary
-
-        text = markdown_summary(data)
-        if args.summary:
-            # stdout carries the JSON lines of --progress jsonl: keep it parseable.
-            jsonl = getattr(args, "progress", None) == "jsonl"
-            print(text, file=sys.stderr if jsonl else sys.stdout)
-        if env.step_summary is not None:
-            append_summary(env.step_summary, text)
+    return CiReports(
+        junit=args.junit,
+        print_summary=args.summary,
+        step_summary=env.step_summary,
+        step_summary_name=f"${SUMMARY_VARIABLE}",
+        summary_to_stderr=getattr(args, "progress", None) == "jsonl",
+    )
 
 
 def cmd_merge_reports(args: argparse.Namespace, env: Environment) -> int:
     from pipeline.merge import load_report, merge_reports, write_report_json
     from pipeline.report import EXIT_CODES
 
+    check_writable(args.out, "-o")
+    _ci_reports(args, env).check()
     merged = merge_reports([load_report(p) for p in args.reports])
     write_report_json(args.out, merged)
-    _write_ci_reports(args, env, merged)
-    print(f"{merged['status']}: merged {len(args.reports)} reports into {args.out}",
-          file=sys.stderr)
+    _ci_reports(args, env).write(merged)
+    say(f"{merged['status']}: merged {len(args.reports)} reports into {args.out}")
     return EXIT_CODES.get(str(merged["status"]), 1)
 
 
@@ -283,18 +325,18 @@ def _finish_run(
             report.error.code, report.error.message, logid=report.error.logid,
             host=target.host_id,
         )
-        print(f"tts-pipeline: stopped: {fatal_advice(error)}", file=sys.stderr)
+        say(f"tts-pipeline: stopped: {fatal_advice(error)}", Redactor(target.token))
     for chapter in report.chapters:
         if chapter.error is not None:
             e = chapter.error
             logid = f", logid {e.logid}" if e.logid else ""
-            print(
+            say(
                 f"tts-pipeline: chapter {chapter.id} failed at line {e.line}: code {e.code}: "
                 f"{e.message}{logid}",
-                file=sys.stderr,
+                Redactor(target.token),
             )
     where = f", report in {out_dir / 'report.json'}" if report_written else ""
-    print(f"{report.status}: audio in {out_dir}/{where}", file=sys.stderr)
+    say(f"{report.status}: audio in {out_dir}/{where}")
     return report.exit_code
 
 
@@ -348,6 +390,9 @@ def cmd_say(args: argparse.Namespace, env: Environment) -> int:
     params = _say_params(args, target, response_format)
     if not split_paragraphs(args.text):
         raise UsageError("TEXT is empty")
+    if redactor_for(env.token).found_in(args.text):
+        raise UsageError(f"TEXT holds the API token (${TOKEN_VARIABLE}); nothing was sent")
+    check_writable(args.out, "-o")
     result = api.say(
         args.text, args.out, params, target, output_format=output_format,
         max_chunk_bytes=args.max_chunk_bytes, qps=args.qps, retries=args.retries,
@@ -355,20 +400,23 @@ def cmd_say(args: argparse.Namespace, env: Environment) -> int:
     )  # fmt: skip
     if result.path is None:
         return _finish_run(result.report, args.out.parent, target, report_written=False)
-    print(f"{result.path}: {result.report.totals.audio_seconds:.1f} s of audio")
+    say(f"{result.path}: {result.report.totals.audio_seconds:.1f} s of audio", file=sys.stdout)
     return 0
 
 
 def cmd_voices(args: argparse.Namespace, env: Environment) -> int:
     from pipeline import api
 
-    voices = api.voices(_target(args, env, None), args.timeout)
+    target = _target(args, env, None)
+    voices = api.voices(target, args.timeout)
     if args.json:
-        print(json.dumps([asdict(v) for v in voices], ensure_ascii=False, indent=2))
+        print(json_for_terminal([asdict(v) for v in voices]))
         return 0
+    clean = Redactor(target.token).clean
     for v in voices:
-        emotions = ",".join(v.emotions) or "-"
-        print(f"{v.voice_id}\t{v.language_code or '-'}\t{v.name}\temotions: {emotions}")
+        emotions = clean(",".join(v.emotions)) or "-"
+        print(f"{clean(v.voice_id)}\t{clean(v.language_code or '-')}\t{clean(v.name)}\t"
+              f"emotions: {emotions}")
     return 0
 
 
@@ -381,7 +429,7 @@ def cmd_serve_local(args: argparse.Namespace, env: Environment) -> int:
         host=args.host,
         port=args.port,
         engine=args.engine,
-        token=env.token,
+        token=checked_token(env.token, TOKEN_VARIABLE),
         qps=args.qps,
         burst=args.burst,
         max_in_flight=args.max_in_flight,
@@ -419,24 +467,29 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     env = Environment.read(os.environ if environ is None else environ)
+    redactor = redactor_for(env.token)
+    args = build_parser(redactor.clean).parse_args(argv)
     try:
         return COMMANDS[args.command](args, env)
+    except BrokenPipeError:
+        if args.command in ("run", "say"):  # work was cut short: say so (stderr still works)
+            say("tts-pipeline: stopped: stdout was closed by its reader; finished chunks are "
+                "kept in the cache, the same command resumes")
+        return silence_stdout()
     except ManifestError as e:
         for problem in e.problems:
-            print(problem, file=sys.stderr)
-        print(f"tts-pipeline: {len(e.problems)} problem(s); nothing was sent", file=sys.stderr)
+            say(str(problem), redactor)
+        say(f"tts-pipeline: {len(e.problems)} problem(s); nothing was sent")
         return 2
     except (UsageError, ConfigError) as e:
-        print(f"tts-pipeline: error: {e}", file=sys.stderr)
+        say(f"tts-pipeline: error: {e}", redactor)
         return 2
     except FatalApiError as e:
-        print(f"tts-pipeline: stopped: {fatal_advice(e)}", file=sys.stderr)
+        say(f"tts-pipeline: stopped: {fatal_advice(e)}", redactor)
         return 3
     except PipelineError as e:
-        print(f"tts-pipeline: error: {e}", file=sys.stderr)
+        say(f"tts-pipeline: error: {e}", redactor)
         return 1
     except KeyboardInterrupt:
         print("tts-pipeline: interrupted", file=sys.stderr)

@@ -78,3 +78,15 @@ def cmd_import(args: argparse.Namespace, env: object) -> int:
     if done.cover is not None:
         print(f"{done.cover}: the book's cover")
     return 0
+
+
+def local_voice_languages(args: argparse.Namespace) -> dict[str, str] | None:
+    """voice_id -> language_code of the local server's voices with ``--local`` (or
+    ``--backend local``): a line that sets no ``language`` takes its voice's. None otherwise:
+    a Coze voice list needs the network, which loading a job never uses."""
+    if not (getattr(args, "local", False) or getattr(args, "backend", None) == "local"):
+        return None
+    from pipeline.localserver import make_engine
+
+    voices = make_engine(args.engine).voices()
+    return {str(v["voice_id"]): str(v["language_code"]) for v in voices if v.get("language_code")}

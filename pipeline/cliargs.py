@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pipeline.cli_books import add_import_parser
 from pipeline.errors import ConfigError
 from pipeline.formats import FORMATS
+from pipeline.redact import escape_controls
 from pipeline.settings import (
     BACKENDS,
+    CONCURRENCY_RANGE,
     DEFAULT_BASE_URL,
     DEFAULT_ENGINE,
     DEFAULT_QPS,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     LOCAL_ENGINES,
+    QPS_RANGE,
+    RETRIES_RANGE,
+    TIMEOUT_RANGE,
+    range_problem,
 )
 from pipeline.sharding import SHARD_HELP, Shard, parse_shard
 from pipeline.speech import MAX_INPUT_BYTES, SAMPLE_RATES
@@ -28,25 +36,27 @@ SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
 PROGRESS_MODES = ("auto", "bar", "plain", "jsonl", "none")
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
+def _number(text: str, whole: bool) -> float:
+    try:
+        return int(text) if whole else float(text)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise argparse.ArgumentTypeError(
+            f"must be {kind}, not {escape_controls(text[:40])!r}"
+        ) from None
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
+def ranged(name: str, *, whole: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a number within ``settings.RANGES[name]``, else a one-line error."""
 
+    def parse(text: str) -> float:
+        value = _number(text, whole)
+        if problem := range_problem(name, value):
+            raise argparse.ArgumentTypeError(problem)
+        return value
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
-    return value
+    parse.__name__ = name
+    return parse
 
 
 def _shard(text: str) -> Shard:
@@ -54,13 +64,6 @@ def _shard(text: str) -> Shard:
         return parse_shard(text)
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
-
-
-def _chunk_bytes(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= MAX_INPUT_BYTES:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_INPUT_BYTES}, not {text}")
-    return value
 
 
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
@@ -89,9 +92,10 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=ranged("timeout"),
         default=DEFAULT_TIMEOUT,
-        help="seconds without a byte of the answer before a request counts as failed (60)",
+        help="seconds without a byte of the answer before a request counts as failed "
+        f"({DEFAULT_TIMEOUT:g}; {TIMEOUT_RANGE.describe()})",
     )
 
 
@@ -103,23 +107,26 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voice", help="voice_id for every line that sets none")
     p.add_argument(
         "--qps",
-        type=_positive_float,
-        help="at most X requests started per second (the job's run.qps, else 5); the "
-        "configured rate is a ceiling: the run slows down by itself on rate-limit answers",
+        type=ranged("qps"),
+        help="at most X requests started per second (the job's run.qps, else 5; "
+        f"{QPS_RANGE.describe()}); the configured rate is a ceiling: the run slows down by "
+        "itself on rate-limit answers",
     )
     p.add_argument(
         "--max-chunk-bytes",
-        type=_chunk_bytes,
+        type=ranged("max_chunk_bytes", whole=True),
         help=f"chunk size cap in UTF-8 bytes, 1 to {MAX_INPUT_BYTES} (1024)",
     )
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--concurrency", type=_positive_int, help="at most N requests in flight (4)")
+    p.add_argument("--concurrency", type=ranged("concurrency", whole=True),
+                   help=f"at most N requests in flight (4; {CONCURRENCY_RANGE.describe()})")
     p.add_argument(
-        "--retries", type=_non_negative_int, help="attempts after the first, per chunk (6)"
+        "--retries", type=ranged("retries", whole=True),
+        help=f"attempts after the first, per chunk (6; {RETRIES_RANGE.describe()})",
     )
-    p.add_argument("--burst", type=_positive_int,
+    p.add_argument("--burst", type=ranged("burst", whole=True),
                    help="requests that may start back to back before the --qps pacing (1)")
     p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
     _add_cache_options(p)
@@ -130,7 +137,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    f"${SUMMARY_VARIABLE} when that is set)")
     p.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
     p.add_argument(
-        "--budget-characters", type=_non_negative_int, metavar="N",
+        "--budget-characters", type=ranged("budget_characters", whole=True), metavar="N",
         help="refuse to start (exit 2) when the characters to bill after cache hits exceed N, "
         "and never send a request that would cross N during the run",
     )
@@ -152,8 +159,25 @@ class _Version(argparse.Action):
         parser.exit(message=f"{parser.prog} {__version__}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse with its error line made safe: a value quoted back may hold control
+    characters, or the token itself when it was pasted into an option by mistake."""
+
+    def clean(self, text: str) -> str:
+        return escape_controls(text)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {self.clean(message)}\n")
+
+
+def build_parser(clean: Callable[[str], str] | None = None) -> argparse.ArgumentParser:
+    """The parser; ``clean`` (``Redactor.clean``) makes its error messages safe to print.
+    Subcommands' parsers are of the same class, so they clean the same way."""
+    parser_class: type[_Parser] = _Parser
+    if clean is not None:
+        parser_class = type("_Parser", (_Parser,), {"clean": lambda _, text: clean(text)})
+    parser = parser_class(
         prog="tts-pipeline",
         description="Batch speech synthesis with the Coze speech API. The token is read from "
         f"${TOKEN_VARIABLE}, never from the command line.",
@@ -199,9 +223,10 @@ def _add_say(sub: Any) -> None:
     say.add_argument("--emotion-scale", type=float)
     say.add_argument("--loudness-rate", type=int)
     say.add_argument("--context-texts")
-    say.add_argument("--max-chunk-bytes", type=_chunk_bytes, default=MAX_INPUT_BYTES)
-    say.add_argument("--retries", type=_non_negative_int, default=DEFAULT_RETRIES)
-    say.add_argument("--qps", type=_positive_float, default=DEFAULT_QPS)
+    say.add_argument("--max-chunk-bytes", type=ranged("max_chunk_bytes", whole=True),
+                     default=MAX_INPUT_BYTES)
+    say.add_argument("--retries", type=ranged("retries", whole=True), default=DEFAULT_RETRIES)
+    say.add_argument("--qps", type=ranged("qps"), default=DEFAULT_QPS)
     _add_backend_options(say)
 
 
@@ -219,13 +244,15 @@ def _add_other_commands(sub: Any) -> None:
 
     serve = sub.add_parser("serve-local", help="the Coze-compatible local server")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=ranged("port", whole=True), default=8080)
     serve.add_argument("--engine", choices=LOCAL_ENGINES, default="espeak")
-    serve.add_argument("--qps", type=_positive_float, help="requests/s before HTTP 429")
-    serve.add_argument("--burst", type=_positive_int, default=1)
-    serve.add_argument("--max-in-flight", type=_positive_int)
-    serve.add_argument("--latency-ms", type=float, default=0.0)
-    serve.add_argument("--latency-per-byte-ms", type=float, default=0.0)
-    serve.add_argument("--jitter", type=float, default=0.0, help="latency jitter, 0.3 = +-30%%")
-    serve.add_argument("--fault-rate", type=float, default=0.0)
-    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--qps", type=ranged("qps"), help="requests/s before HTTP 429")
+    serve.add_argument("--burst", type=ranged("burst", whole=True), default=1)
+    serve.add_argument("--max-in-flight", type=ranged("max_in_flight", whole=True))
+    serve.add_argument("--latency-ms", type=ranged("latency_ms"), default=0.0)
+    serve.add_argument("--latency-per-byte-ms", type=ranged("latency_per_byte_ms"),
+                       default=0.0)
+    serve.add_argument("--jitter", type=ranged("jitter"), default=0.0,
+                       help="latency jitter, 0.3 = +-30%%")
+    serve.add_argument("--fault-rate", type=ranged("fault_rate"), default=0.0)
+    serve.add_argument("--seed", type=ranged("seed", whole=True), default=0)

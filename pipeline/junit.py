@@ -7,6 +7,8 @@ shape is the common Ant/Jenkins one that GitHub, GitLab, Jenkins and Azure read:
 
 - an ``ok`` chapter passes; its system-out names the output file and its duration;
 - a ``failed`` chapter has a ``failure`` with the Coze code, message, logid and line;
+- a dubbed line still longer than its cue (report ``dubbing.overflows``) is a test case
+  ``<chapter> fit <line>`` with a ``failure`` of type ``FitOverflow``;
 - any other chapter status (``pending``: the run stopped first) is ``skipped``;
 - a fatal answer that stopped the run (report ``error``) is one more test case, ``(run)``, with
   an ``error``: CI views then show the stop itself, not only chapters that never ran.
@@ -38,6 +40,7 @@ def junit_xml(report: dict[str, Any]) -> str:
     classname = _classname(report)
     suite_name = _suite_name(classname, report)
     cases = [_chapter_case(classname, c) for c in report.get("chapters", [])]
+    cases.extend(case for c in report.get("chapters", []) for case in _fit_cases(classname, c))
     if report.get("error"):
         cases.append(_run_error_case(classname, report))
     counts = _counts(cases)
@@ -96,6 +99,21 @@ def _failure(chapter: dict[str, Any]) -> ET.Element:
     element = ET.Element("failure", _problem_attributes(error, "ApiError"))
     element.text = _details(error, f"chapter {chapter.get('id')} failed")
     return element
+
+
+def _fit_cases(classname: str, chapter: dict[str, Any]) -> list[ET.Element]:
+    """Dubbing: one failing case per line still longer than its cue, under its chapter."""
+    cases = []
+    for over in (chapter.get("dubbing") or {}).get("overflows") or []:
+        name = _safe(f"{chapter.get('id')} fit {over.get('line')}")
+        case = ET.Element("testcase", {"classname": classname, "name": name, "time": "0"})
+        message = (
+            f"line {over.get('line')} lasts {over.get('audio_s')} s in a {over.get('slot_s')} s "
+            f"cue: {over.get('overflow_s')} s too long"
+        )
+        ET.SubElement(case, "failure", {"message": _safe(message), "type": "FitOverflow"})
+        cases.append(case)
+    return cases
 
 
 def _run_error_case(classname: str, report: dict[str, Any]) -> ET.Element:

@@ -39,6 +39,7 @@ def chapter_report(state: ChapterState) -> ChapterReport:
         chunks=len(state.plan.chunks),
         error=state.error,
         subtitles=state.subtitles,
+        dubbing=state.dubbing,
     )
 
 

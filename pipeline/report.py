@@ -48,6 +48,7 @@ class ChapterReport:
     chunks: int
     error: ChapterError | None = None
     subtitles: list[str] = field(default_factory=list)
+    dubbing: dict[str, Any] | None = None  # timed track, clips, fit (pipeline.dubbing)
 
 
 @dataclass
@@ -126,6 +127,8 @@ def _chapter_json(c: ChapterReport) -> dict[str, Any]:
     }
     if c.subtitles:
         out["subtitles"] = c.subtitles
+    if c.dubbing is not None:
+        out["dubbing"] = c.dubbing
     return out
 
 

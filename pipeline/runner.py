@@ -36,6 +36,7 @@ from pipeline.audio import check_audio
 from pipeline.backend import Backend
 from pipeline.budget import BudgetMeter
 from pipeline.cache import ChunkCache, OutputLock
+from pipeline.dubbing.fit import RunnerAsk, refit_chapter
 from pipeline.errors import (
     CODE_ASSEMBLY,
     CODE_STORAGE,
@@ -95,6 +96,8 @@ class OutputOptions:
     book: str | None = None
     album: str | None = None
     artist: str | None = None
+    clips: bool = False  # every line as its own file in <out>/<chapter id>/ (dubbing)
+    fit_strict: bool = False  # a line that still overflows its cue fails its chapter
 
 
 @dataclass(frozen=True)
@@ -403,6 +406,7 @@ class Runner:
                 await self._assemble(self._states[ci])
 
     async def _assemble(self, state: ChapterState) -> None:
+        await refit_chapter(state, RunnerAsk(self, state))  # dubbing: fit speed (dubbing/fit.py)
         error = await assemble(state, self._config.output, self._config.out_dir)
         if error is not None:
             self._fail_chapter(state, error)

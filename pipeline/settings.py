@@ -9,6 +9,7 @@ for the local server can still be sent to Coze (and billed) only when the user s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -24,6 +25,8 @@ DEFAULT_RETRIES = 6
 DEFAULT_PAUSE_MS = 300
 DEFAULT_TIMEOUT = 60.0  # seconds without a byte of the answer
 DEFAULT_MAX_CHUNK_BYTES = MAX_INPUT_BYTES
+DEFAULT_FIT = "none"  # dubbing: a line longer than its cue is left as it is
+DEFAULT_MAX_SPEED = 1.25  # dubbing: above ~1.2-1.3x speech sounds rushed
 BACKENDS = ("coze", "local")
 LOCAL_ENGINES = ("espeak", "tone")
 DEFAULT_ENGINE = "espeak"
@@ -159,3 +162,80 @@ def merge_run(
         retries=pick(retries, job.retries, DEFAULT_RETRIES),
         max_chunk_bytes=pick(max_chunk_bytes, job.max_chunk_bytes, DEFAULT_MAX_CHUNK_BYTES),
     )
+
+
+# ---------------------------------------------------------------- ranges
+# Every number a user can give (command line or a job file's ``run`` section) is checked
+# against one of these before anything starts: a value outside is a mistake, and some are
+# costly ones (a million workers for one chunk, a pause of 1e300 s between requests).
+# (low, high), both included; a float must also be finite.
+
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of one numeric setting, both ends included."""
+
+    low: float
+    high: float
+    unit: str = ""
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` is out of range (a phrase for a message), or None when it is fine."""
+        if not math.isfinite(value):
+            return f"must be a finite number, not {value}"
+        if self.low <= value <= self.high:
+            return None
+        return f"must be {self.describe()}, not {_show(value)}"
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"from {_show(self.low)} to {_show(self.high)}{unit}"
+
+
+def _show(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+QPS_RANGE = Range(0.01, 10_000, "requests/s")
+CONCURRENCY_RANGE = Range(1, 256)
+RETRIES_RANGE = Range(0, 100)
+BURST_RANGE = Range(1, 1_000)
+TIMEOUT_RANGE = Range(0.1, 3_600, "s")
+MAX_CHUNK_BYTES_RANGE = Range(1, MAX_INPUT_BYTES, "bytes")
+BUDGET_CHARACTERS_RANGE = Range(0, 10**12, "characters")
+# The local server's knobs (serve-local).
+PORT_RANGE = Range(0, 65_535)
+LATENCY_MS_RANGE = Range(0, 600_000, "ms")
+LATENCY_PER_BYTE_MS_RANGE = Range(0, 1_000, "ms")
+FRACTION_RANGE = Range(0, 1)  # jitter, fault rate
+MAX_IN_FLIGHT_RANGE = Range(1, 10_000)
+SEED_RANGE = Range(0, 2**63 - 1)
+
+# Option or job-file key -> its range: the one table the command line and job files use.
+RANGES: dict[str, Range] = {
+    "qps": QPS_RANGE,
+    "concurrency": CONCURRENCY_RANGE,
+    "retries": RETRIES_RANGE,
+    "burst": BURST_RANGE,
+    "timeout": TIMEOUT_RANGE,
+    "max_chunk_bytes": MAX_CHUNK_BYTES_RANGE,
+    "budget_characters": BUDGET_CHARACTERS_RANGE,
+    "port": PORT_RANGE,
+    "latency_ms": LATENCY_MS_RANGE,
+    "latency_per_byte_ms": LATENCY_PER_BYTE_MS_RANGE,
+    "jitter": FRACTION_RANGE,
+    "fault_rate": FRACTION_RANGE,
+    "max_in_flight": MAX_IN_FLIGHT_RANGE,
+    "seed": SEED_RANGE,
+}
+
+
+def range_problem(name: str, value: float) -> str | None:
+    """Why ``value`` is not allowed for setting ``name`` (a key of ``RANGES``), or None."""
+    return RANGES[name].problem(value)
+
+# Input files (manifests, job files, CSV, text_file): a regular file of at most this size.
+MAX_INPUT_FILE_BYTES = 64 * 1024 * 1024
+# A YAML file's values counted with every alias expanded: a manifest of a long book has tens
+# of thousands; a "billion laughs" document of a few KB has billions.
+MAX_YAML_NODES = 1_000_000

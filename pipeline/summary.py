@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.fileio import append_text
+
 DEFAULT_MAX_CHAPTERS = 200
 DEFAULT_MAX_FAILURES = 50
 _MARKDOWN = re.compile(r"[\\`*_\[\]]")
@@ -35,13 +37,15 @@ def markdown_summary(
     failed = [c for c in chapters if c.get("status") == "failed"]
     if failed:
         parts.append(_failures(failed, max_failures))
+    if (fit := _fit_overflows(chapters, max_failures)) is not None:
+        parts.append(fit)
     return "\n\n".join(parts) + "\n"
 
 
 def append_summary(path: Path, text: str) -> None:
     """Append ``text`` to ``path``: other steps of the job write to the same file."""
-    with path.open("a", encoding="utf-8") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
+    # Never through a link, a FIFO or a folder; a failure is one StorageError line.
+    append_text(path, text if text.endswith("\n") else text + "\n")
 
 
 def _title(report: dict[str, Any]) -> str:
@@ -112,6 +116,28 @@ def _failure_item(chapter: dict[str, Any]) -> str:
     error = chapter.get("error") or {}
     where = f" at line `{_code_span(str(error['line']))}`" if error.get("line") else ""
     return f"- **{_inline(str(chapter.get('id')))}**{where}: {_problem(error)}"
+
+
+def _fit_overflows(chapters: list[dict[str, Any]], limit: int) -> str | None:
+    """Dubbing: the lines still longer than their cue (report.json's dubbing.overflows)."""
+    found = [
+        (str(c.get("id")), o)
+        for c in chapters
+        for o in ((c.get("dubbing") or {}).get("overflows") or [])
+    ]
+    if not found:
+        return None
+    rows = [
+        (cid, str(o.get("line")), f"{o.get('slot_s')} s", f"{o.get('audio_s')} s",
+         f"{o.get('overflow_s')} s")
+        for cid, o in found[:limit]
+    ]
+    text = f"### Lines longer than their cue ({len(found)})\n\n" + _table(
+        ("chapter", "line", "slot", "audio", "overflow"), rows, align="|---|---|---:|---:|---:|"
+    )
+    if len(found) > limit:
+        text += f"\n\n… and {len(found) - limit} more: see report.json."
+    return text
 
 
 def _run_error(error: dict[str, Any]) -> str:

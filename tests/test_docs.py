@@ -265,6 +265,7 @@ REPORT_TABLES = {
     ("$defs", "chapter", "properties"): "### chapters",
     ("$defs", "error", "properties"): "### error",
     ("properties", "merged", "properties"): "### merged",
+    ("$defs", "dubbing", "properties"): "### dubbing",
 }
 
 

@@ -306,8 +306,10 @@ def test_cli_run_refuses_a_line_holding_the_token(
     done = _cli(["run", str(job), "--out", str(tmp_path / "out"), "--base-url",
                  server.base_url, "--progress", "none", "--retries", "0"],
                 canary, tmp_path / "summary.md")
-    assert done.returncode == 1, done.stderr
-    assert "contains the API token" in done.stderr
+    # Refused while the manifest is read (FILE:LINE, exit 2), before the client is even built.
+    assert done.returncode == 2, done.stderr
+    assert "holds the API token" in done.stderr
+    assert f"{secret_file}:1:" in done.stderr
     assert server.requests == before
     secret_file.unlink()  # the one file that holds it on purpose
     _assert_outputs_clean(done, tmp_path, canary)

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.books.model import Cover, Skipped
+from pipeline.settings import DEFAULT_FIT, DEFAULT_MAX_SPEED
 from pipeline.speech import DEFAULT_FORMAT, DEFAULT_SAMPLE_RATE, SPEECH_FIELDS, SpeechParams
 
 if TYPE_CHECKING:
     from pipeline.books.lexicon import Lexicon
 
 SPEECH_KEYS = tuple(f for f in SPEECH_FIELDS if f != "input")  # the text has its own keys
-LAYER_KEYS = (*SPEECH_KEYS, "pause_ms")
+FIT_KEYS = ("fit", "max_speed")  # dubbing: how a line is brought into its cue's slot
+LAYER_KEYS = (*SPEECH_KEYS, "pause_ms", *FIT_KEYS)
 # What decides the text sent (not the voice): inherited like speech fields, line > chapter > job.
 TEXT_KEYS = ("normalize", "language")
 # How a book source (.epub, .txt) named by a job file is read.
@@ -34,16 +36,20 @@ JOB_ONLY_KEYS = ("manifest", "output", "run", "book", *BOOK_SOURCE_KEYS)
 CHAPTER_KEYS = ("id", "title", "text", "text_file", "lines", "dialogue", *LAYER_KEYS, *TEXT_KEYS)
 LINE_KEYS = ("text", "id", "speaker", *LAYER_KEYS, *TEXT_KEYS)
 TEXT_SOURCES = ("text", "text_file", "lines")
-OUTPUT_KEYS = ("dir", "format", "book", "subtitles", "loudness_lufs")
+OUTPUT_KEYS = ("dir", "format", "book", "subtitles", "loudness_lufs", "clips", "fit_strict")
 RUN_KEYS = ("backend", "base_url", "qps", "concurrency", "retries", "max_chunk_bytes")
 BOOK_KEYS = ("title", "author", "narrator", "year", "description", "language", "cover")
-CSV_COLUMNS = ("chapter", "text", "id", "title", "speaker", *LAYER_KEYS, *TEXT_KEYS)
+CSV_COLUMNS = (
+    "chapter", "text", "id", "title", "speaker", *LAYER_KEYS, *TEXT_KEYS, "start", "end"
+)
 CSV_REQUIRED = ("chapter", "text")
 
 BACKENDS = ("coze", "local")
 MAX_PAUSE_MS = 60_000
 LOUDNESS_LUFS_RANGE = (-70.0, -5.0)
 MAX_ID_LENGTH = 100
+FIT_MODES = ("none", "speed", "stretch")
+MAX_SPEED_RANGE = (1.0, 3.0)  # 3.0 is the API's top speed
 
 
 # ---------------------------------------------------------------- resolved model
@@ -59,6 +65,12 @@ class Line:
     pause_ms: int
     file: str
     lineno: int | None
+    # Dubbing: the cue's times in seconds (timed sources), who speaks, how to fit the slot.
+    start: float | None = None
+    end: float | None = None
+    speaker: str | None = None
+    fit: str = DEFAULT_FIT
+    max_speed: float = DEFAULT_MAX_SPEED
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +101,8 @@ class OutputSettings:
     book: str | None = None  # a file name inside the output directory
     subtitles: tuple[str, ...] = ()
     loudness_lufs: float | None = None
+    clips: bool = False  # every line as its own file too (dubbing)
+    fit_strict: bool = False  # a line that still overflows its cue fails its chapter
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ to expect; the other optional fields stay ``None`` (left out of the request) whe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from pipeline.manifest.model import (
 from pipeline.manifest.readers import ReadContext, read_source, suffix_list
 from pipeline.manifest.spoken import Speaking
 from pipeline.manifest.text import display, problem
-from pipeline.settings import DEFAULT_PAUSE_MS
+from pipeline.settings import DEFAULT_FIT, DEFAULT_MAX_SPEED, DEFAULT_PAUSE_MS
 from pipeline.speech import DEFAULT_FORMAT, DEFAULT_SAMPLE_RATE, SpeechParams, check_field
 
 # Chapter ids become file names (<id>.mp3, <id>.srt): ASCII only, so that no file system
@@ -50,12 +50,19 @@ _RESERVED_IDS = {"report": "its files would collide with report.json"} | {
         *(f"lpt{i}" for i in range(1, 10)),
     )
 }
+# Said without the secret: a text that holds it was most likely read from the wrong file.
+_TOKEN_FOUND = (
+    "this {what} holds the API token: it would be sent and written into the outputs; "
+    "remove it (a text_file such as /proc/self/environ names the wrong file)"
+)
 
 
 def load_job(
     path: Path,
     overrides: Overrides = NO_OVERRIDES,
     voice_languages: Mapping[str, str] | None = None,
+    *,
+    holds_token: Callable[[str], bool] | None = None,
 ) -> Job:
     """Load and validate a job file or manifest (any registered suffix: ``.yaml``, ``.csv``,
     ``.epub``, ``.txt``...).
@@ -63,9 +70,11 @@ def load_job(
     ``voice_languages`` (voice_id -> language_code, from a voice list) gives a line whose
     ``language`` nothing sets the language of its voice. Raises ``ConfigError`` for a bad
     override and ``ManifestError`` with every problem found in ``path`` and the files it names.
+    ``holds_token(text)`` true for a line's text or a chapter's title is such a problem (the
+    caller knows the secret; this module does not).
     """
     check_overrides(overrides)
-    resolver = Resolver(overrides, voice_languages or {})
+    resolver = Resolver(overrides, voice_languages or {}, holds_token)
     job = resolver.load(Path(path))
     if resolver.problems:
         raise ManifestError(_in_file_order(resolver.problems))
@@ -123,9 +132,15 @@ class _ChapterBuilder:
 class Resolver:
     """Consumes a reader's neutral chapters in order; collects every problem on the way."""
 
-    def __init__(self, overrides: Overrides, voice_languages: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        overrides: Overrides,
+        voice_languages: Mapping[str, str],
+        holds_token: Callable[[str], bool] | None = None,
+    ) -> None:
         self.overrides = overrides
         self.voice_languages = voice_languages
+        self.holds_token = holds_token
         self.speaking = Speaking(None, None, voice_languages, self.problem)
         self.problems: list[Problem] = []
         self.chapters: dict[str, _ChapterBuilder] = {}
@@ -184,6 +199,8 @@ class Resolver:
             return None
         if b.title is None:
             b.title = source.title
+        if self.holds_token is not None and source.title and self.holds_token(source.title):
+            self.problem(source.file, source.line, _TOKEN_FOUND.format(what="title"))
         return b
 
     def finish(self) -> tuple[Chapter, ...]:
@@ -262,12 +279,17 @@ class Resolver:
             )
             return
         b.line_ids[lid] = source.line
+        if self.holds_token is not None and self.holds_token(source.text):
+            self.problem(source.file, source.line, _TOKEN_FOUND.format(what="text"))
+            return
         values = fields.values
         params = self._params(values)
         # Parts of one paragraph follow each other without a pause: it is one paragraph.
         pause = values.get("pause_ms", DEFAULT_PAUSE_MS) if last else 0
         sent = self.speaking.text(text, values, source.file, source.line)
-        line = Line(lid, sent, params, pause, source.file, source.line)
+        line = Line(
+            lid, sent, params, pause, source.file, source.line, *_dubbing(source, values)
+        )
         if not params.voice_id and "voice_id" not in fields.invalid:
             b.no_voice.append(line)
         if fields.invalid.isdisjoint(("response_format", "sample_rate")):
@@ -314,3 +336,10 @@ class Resolver:
                 f"({first.params.format}, {first.params.rate} Hz) of chapter {b.id!r}: one "
                 "chapter file needs one format and rate; set them on the chapter or in defaults",
             )
+
+
+def _dubbing(source: SourceLine, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A line's cue, speaker and fit settings, in ``Line``'s field order after ``lineno``."""
+    fit = values.get("fit", DEFAULT_FIT)
+    max_speed = float(values.get("max_speed", DEFAULT_MAX_SPEED))
+    return source.start, source.end, source.speaker, fit, max_speed

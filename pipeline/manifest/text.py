@@ -103,17 +103,10 @@ def decode_utf8(data: bytes) -> tuple[str | None, int, str]:
 
 
 def read_bytes(path: Path) -> bytes | str:
-    """The file's bytes, or why it cannot be read."""
-    if "\x00" in str(path):
-        return "a file name cannot hold a NUL character"  # open() would raise ValueError
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return "no such file"
-    except IsADirectoryError:
-        return "is a directory, not a file"
-    except OSError as e:
-        return f"cannot read it: {e.strerror or e}"
+    """The file's bytes, or why it cannot be read: a regular file of bounded size only."""
+    from pipeline.manifest.inputfile import read_bounded
+
+    return read_bounded(path)
 
 
 def read_text(path: Path) -> tuple[str | None, int | None, str]:

@@ -251,3 +251,17 @@ def test_a_cover_over_the_size_limit_or_through_a_dangling_link_is_refused(
                         "book: {cover: gone.jpg}\n")
     assert problems(job_file) == [
         f"{job_file}:3: book.cover gone.jpg: no such file ({tmp_path / 'gone.jpg'})"]
+
+
+def test_with_local_a_line_takes_its_voice_language_for_normalize(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text("normalize: true\ndefaults: {voice_id: local-en-female}\n"
+                        "chapters: [{id: a, text: 'Room 12.'}]\n")
+    assert main(["plan", str(job_file), "--local", "--json", "--cache-dir",
+                 str(tmp_path / "c")]) == 0
+    assert '"text": "Room twelve."' in capsys.readouterr().out
+    assert main(["plan", str(job_file), "--cache-dir", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"{job_file}:3: normalize is on but it has no language")

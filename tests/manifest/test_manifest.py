@@ -340,12 +340,15 @@ def test_job_file_pointing_at_csv_applies_its_defaults(tmp_path: Path) -> None:
     assert [x.params.voice_id for x in lines] == ["jv", "own"]
 
 
+SUFFIXES = ".yaml, .yml, .csv, .srt, .vtt, .ass, .ssa, .epub or .txt"
+
+
 @pytest.mark.parametrize(
     ("job", "line", "message"),
     [
         ("manifest: nothere.csv\n", 1, "manifest nothere.csv: no such file"),
-        ("manifest: sub\n", 1, "manifest sub: must end in .yaml, .yml, .csv, .epub or .txt"),
-        ("manifest: [a]\n", 1, "manifest must be the path of a .yaml, .yml, .csv, .epub or .txt"),
+        ("manifest: sub\n", 1, f"manifest sub: must end in {SUFFIXES}"),
+        ("manifest: [a]\n", 1, f"manifest must be the path of a {SUFFIXES}"),
         (
             "manifest: m.yaml\nchapters: []\n",
             2,
@@ -383,11 +386,14 @@ def test_named_manifest_cannot_hold_job_settings(tmp_path: Path) -> None:
         ("output: {fromat: mp3}", "fromat: unknown key; did you mean format?"),
         ("run: {backend: cloud}", "run.backend must be coze or local"),
         ("run: {base_url: ftp://x}", "run.base_url must be an http:// or https:// URL"),
-        ("run: {qps: 0}", "run.qps must be a number above 0"),
-        ("run: {qps: .nan}", "run.qps must be a number above 0"),
-        ("run: {concurrency: 0}", "run.concurrency must be a whole number, 1 or more"),
-        ("run: {concurrency: 2.5}", "run.concurrency must be a whole number, 1 or more"),
-        ("run: {retries: -1}", "run.retries must be a whole number, 0 or more"),
+        ("run: {qps: 0}", "run.qps must be a number from 0.01 to 10000"),
+        ("run: {qps: .nan}", "run.qps must be a number from 0.01 to 10000"),
+        ("run: {concurrency: 0}", "run.concurrency must be a whole number from 1 to 256"),
+        ("run: {concurrency: 2.5}", "run.concurrency must be a whole number from 1 to 256"),
+        ("run: {retries: -1}", "run.retries must be a whole number from 0 to 100"),
+        ("run: {qps: 1.0e-300}", "run.qps must be a number from 0.01 to 10000"),
+        ("run: {concurrency: 1000000}", "run.concurrency must be a whole number from 1 to 256"),
+        ("run: {retries: 101}", "run.retries must be a whole number from 0 to 100"),
         ("run: {max_chunk_bytes: 1025}", "run.max_chunk_bytes must be a whole number from 1 to"),
         ("run: {max_chunk_bytes: true}", "run.max_chunk_bytes must be a whole number from 1 to"),
         ("run: {qsp: 1}", "qsp: unknown key; did you mean qps?"),

@@ -90,7 +90,8 @@ def test_unknown_suffix_names_every_registered_one(tmp_path: Path, lines_format:
     with pytest.raises(ManifestError) as e:
         load_job(path)
     assert e.value.problems[0].message == (
-        "unknown file type: a job file or manifest ends in .yaml, .yml, .csv, .epub, .txt or .lines"
+        "unknown file type: a job file or manifest ends in .yaml, .yml, .csv, .srt, .vtt, .ass, "
+        ".ssa, .epub, .txt or .lines"
     )
 
 

@@ -54,6 +54,10 @@ READERS: dict[str, str | Reader] = {
     ".yaml": "pipeline.manifest.readers.yaml:read",
     ".yml": "pipeline.manifest.readers.yaml:read",
     ".csv": "pipeline.manifest.readers.csv:read",
+    ".srt": "pipeline.manifest.readers.subtitles:read",
+    ".vtt": "pipeline.manifest.readers.subtitles:read",
+    ".ass": "pipeline.manifest.readers.subtitles:read",
+    ".ssa": "pipeline.manifest.readers.subtitles:read",
     ".epub": "pipeline.manifest.readers.epub:read",
     ".txt": "pipeline.manifest.readers.txt:read",
 }

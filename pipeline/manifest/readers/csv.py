@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,7 +26,8 @@ from pipeline.manifest.model import (
     SourceLine,
 )
 from pipeline.manifest.readers import ReadContext
-from pipeline.manifest.text import not_utf8, one_line, unknown
+from pipeline.manifest.readers.cuetimes import cue_times
+from pipeline.manifest.text import not_utf8, one_line, read_bytes, unknown
 
 
 def read(path: Path, context: ReadContext) -> Source:
@@ -72,15 +74,11 @@ class _CsvReader:
         self.context.problem(self.file, line, message)
 
     def chapters(self, path: Path) -> Iterator[SourceChapter]:
-        try:
-            stream = path.open("rb")
-        except FileNotFoundError:
-            self.problem(None, "no such file")
+        data = read_bytes(path)  # a regular file of bounded size, read with a bound
+        if isinstance(data, str):
+            self.problem(None, data)
             return
-        except OSError as e:
-            self.problem(None, f"cannot read it: {e.strerror or e}")
-            return
-        with stream:
+        with io.BytesIO(data) as stream:
             lines = _Utf8Lines(stream)
             yield from self.records(lines)
         self.report_encoding(lines)
@@ -165,8 +163,11 @@ class _CsvReader:
             return None
         lid = self.cell(record, "id") or None
         speaker = self.cell(record, "speaker") or None
+        start, end = cue_times(self.cell(record, "start"), self.cell(record, "end"), line,
+                               self.problem)
         lines = (
-            (SourceLine(text, self.file, line, id=lid, speaker=speaker, fields=layer),)
+            (SourceLine(text, self.file, line, id=lid, speaker=speaker, start=start, end=end,
+                        fields=layer),)
             if text
             else ()
         )
@@ -200,7 +201,7 @@ def _csv_hint(error: csv.Error) -> str:
 
 
 _CSV_WHOLE = ("sample_rate", "loudness_rate", "pause_ms")
-_CSV_NUMBER = ("speed", "emotion_scale")
+_CSV_NUMBER = ("speed", "emotion_scale", "max_speed")
 
 
 _CSV_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}

@@ -18,6 +18,7 @@ from pipeline.manifest.model import (
 from pipeline.manifest.readers import ProblemSink
 from pipeline.manifest.readers.yamltree import Node
 from pipeline.manifest.text import is_number, is_whole, unknown
+from pipeline.settings import CONCURRENCY_RANGE, QPS_RANGE, RETRIES_RANGE, range_problem
 from pipeline.speech import MAX_INPUT_BYTES
 
 
@@ -92,12 +93,19 @@ class _Sections:
             "output.loudness_lufs must be a number from -70 to -5 (LUFS; -18 is common for "
             "audiobooks)",
         )
+        clips, fit_strict = (
+            self.setting(m, file, key, lambda v: isinstance(v, bool), f"output.{key} must be "
+                         "true or false")
+            for key in ("clips", "fit_strict")
+        )
         return OutputSettings(
             dir=folder / out_dir if out_dir is not None else None,
             format=fmt,
             book=book,
             subtitles=tuple(dict.fromkeys(subtitles or ())),
             loudness_lufs=float(lufs) if lufs is not None else None,
+            clips=bool(clips),
+            fit_strict=bool(fit_strict),
         )
 
     def run_settings(self, node: Node | None, file: str) -> RunSettings:
@@ -117,23 +125,23 @@ class _Sections:
                 m,
                 file,
                 "qps",
-                lambda v: is_number(v) and v > 0,
-                "run.qps must be a number above 0 (requests per second)",
+                lambda v: is_number(v) and range_problem("qps", v) is None,
+                f"run.qps must be a number {QPS_RANGE.describe()}",
                 float,
             ),
             concurrency=self.setting(
                 m,
                 file,
                 "concurrency",
-                lambda v: is_whole(v) and v >= 1,
-                "run.concurrency must be a whole number, 1 or more",
+                lambda v: is_whole(v) and range_problem("concurrency", v) is None,
+                f"run.concurrency must be a whole number {CONCURRENCY_RANGE.describe()}",
             ),
             retries=self.setting(
                 m,
                 file,
                 "retries",
-                lambda v: is_whole(v) and v >= 0,
-                "run.retries must be a whole number, 0 or more",
+                lambda v: is_whole(v) and range_problem("retries", v) is None,
+                f"run.retries must be a whole number {RETRIES_RANGE.describe()}",
             ),
             max_chunk_bytes=self.setting(
                 m,

@@ -14,9 +14,43 @@ import yaml
 
 from pipeline.manifest.readers import ProblemSink
 from pipeline.manifest.text import read_text
+from pipeline.settings import MAX_YAML_NODES
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+class TooLarge(Exception):
+    """The document expands past ``MAX_YAML_NODES`` values (or into itself): refused."""
+
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def _amplified(line: int | None) -> TooLarge:
+    return TooLarge(
+        line,
+        f"YAML aliases here expand to more than {MAX_YAML_NODES:,} values (an alias "
+        "amplification, a \"billion laughs\"); write the values out or use fewer aliases",
+    )
+
+
+class _CountingLoader(yaml.SafeLoader):
+    """SafeLoader that stops composing after ``MAX_YAML_NODES`` nodes and alias uses: the
+    memory a document may cost is bounded while it is read, not after."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            mark = self.get_mark()
+            raise _amplified(mark.line + 1)
+        return super().compose_node(parent, index)
 
 
 @dataclass(slots=True)
@@ -63,17 +97,24 @@ class YamlTree:
         self.report = problem
         self.constructor = yaml.constructor.SafeConstructor()
         self.seen: dict[int, Node] = {}  # aliases share nodes: convert each once
+        # Each node's size with its aliases expanded: what a reader walking the tree visits.
+        self.sizes: dict[int, int] = {}
+        self.active: set[int] = set()  # nodes being converted: an alias to one is a loop
 
     def problem(self, line: int | None, message: str) -> None:
         self.report(self.file, line, message)
 
     def convert(self, node: yaml.Node, key_line: int) -> Node:
         done = self.seen.get(id(node))
-        if done is not None:
-            return done
         line = node.start_mark.line + 1
+        if done is not None:
+            if id(node) in self.active:
+                raise TooLarge(line, "a YAML alias refers to the value that holds it (a loop); "
+                               "write the values out")
+            return done
         out = Node(None, line, key_line)
         self.seen[id(node)] = out
+        self.active.add(id(node))
         if isinstance(node, yaml.MappingNode):
             out.value = self._mapping(node)
         elif isinstance(node, yaml.SequenceNode):
@@ -84,7 +125,21 @@ class YamlTree:
             out.style = node.style
             if node.style is None and not isinstance(out.value, str):
                 out.raw = node.value
+        self.active.discard(id(node))
+        self._count(node, line)
         return out
+
+    def _count(self, node: yaml.Node, line: int) -> None:
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        size = 1 + sum(self.sizes.get(id(child), 1) for child in children)
+        if size > MAX_YAML_NODES:
+            raise _amplified(line)
+        self.sizes[id(node)] = size
 
     def _scalar(self, node: yaml.ScalarNode, line: int) -> Any:
         try:
@@ -158,7 +213,10 @@ def parse(path: Path, file: str, problem: ProblemSink) -> Node | None:
         problem(file, bad_line, f"{message}; save the file as UTF-8" if bad_line else message)
         return None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_CountingLoader)
+    except TooLarge as e:
+        problem(file, e.line, e.message)
+        return None
     except yaml.YAMLError as e:
         problem(file, *yaml_error(text, e))
         return None
@@ -170,6 +228,9 @@ def parse(path: Path, file: str, problem: ProblemSink) -> Node | None:
         return None
     try:
         tree = YamlTree(file, problem).convert(root, 1)
+    except TooLarge as e:
+        problem(file, e.line, e.message)
+        return None
     except RecursionError:
         problem(file, None, "YAML nested too deeply to read")
         return None
