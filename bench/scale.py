@@ -2,6 +2,8 @@
 
 - CPU: ``python -m pipeline run`` on ``chunks`` lines (tone engine, no latency, no limit,
   wav 16 kHz); the client process's own user+system seconds (``os.wait4``), per 1,000 chunks.
+  ``cpu_side_by_side`` measures this tree and an earlier git revision of ``pipeline/`` in
+  turns, on one server and one job: ``python -m bench.scale --chunks 10000 --baseline REV``.
 - Peak RSS: a book of ``book_characters`` characters of the Chinese corpus (so that 1,024-byte
   chunks are full: 3,000+ chunks for 1,000,000 characters) in chapters read from text files,
   run end to end against the server process, wav at 8 kHz; the client's ru_maxrss.
@@ -11,19 +13,32 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.assembly_memory import EXT, PART_S, RATE, TONES, make_part
 from bench.common import (
+    ROOT,
+    TOKEN,
     VOICE,
     BenchServer,
     PipelineSettings,
     ServerFigures,
+    ServerKnobs,
+    bench_server,
     corpus_paragraphs,
     line_texts,
+    machine,
+    run_child,
     run_pipeline,
     split_evenly,
     write_job,
@@ -51,6 +66,120 @@ def cpu_per_thousand(server: BenchServer, chunks: int, work: Path) -> dict[str, 
         "client_max_rss_mb": round(run.max_rss_mb, 1),
         "server": figures.to_json(),
     }
+
+
+# Runs ``python -m pipeline`` from the source tree in argv[1] (first on sys.path), so that two
+# trees are measured by the same launcher.
+_FROM_TREE = (
+    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "runpy.run_module('pipeline', run_name='__main__', alter_sys=True)"
+)
+
+
+def cpu_side_by_side(
+    server: BenchServer, chunks: int, work: Path, baseline: str, rounds: int = 1
+) -> dict[str, Any]:
+    """Client CPU per chunk of this tree and of git revision ``baseline``'s ``pipeline/``,
+    run in turns (``rounds`` each) on one job against one server: the machine's load and
+    the server are the same for both. The figure is the median of the rounds."""
+    source = _extract(baseline, work / "baseline-src")
+    job = write_job(work / "cpu-job", split_evenly(line_texts(chunks), 20))
+    trees = {f"baseline {baseline}": source, "current": ROOT}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            server.reset()
+            out = work / "cpu-out"
+            argv = [
+                sys.executable, "-c", _FROM_TREE, str(tree), "run", str(job),
+                "--base-url", server.base_url, "-o", str(out), "--progress", "jsonl",
+                *UNLIMITED.argv(),
+            ]  # fmt: skip
+            out.mkdir(parents=True, exist_ok=True)
+            run = run_child(argv, cwd=out, env={"COZE_API_TOKEN": TOKEN})
+            report = json.loads((out / "report.json").read_text()) if run.returncode == 0 else {}
+            runs[name].append(
+                {"status": report.get("status", f"exit {run.returncode}"),
+                 "cpu_ms_per_chunk": round(run.cpu_s / chunks * 1000, 3),
+                 "wall_s": round(run.wall_s, 2),
+                 "requests": server.stats()["requests"]}
+            )  # fmt: skip
+            shutil.rmtree(out, ignore_errors=True)
+    return {
+        "chunks": chunks,
+        "rounds": rounds,
+        "trees": {
+            name: {
+                "median_cpu_ms_per_chunk": _median([r["cpu_ms_per_chunk"] for r in rows]),
+                "runs": rows,
+            }
+            for name, rows in runs.items()
+        },  # fmt: skip
+    }
+
+
+def _extract(revision: str, folder: Path) -> Path:
+    """``pipeline/`` as it was at git ``revision``, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", revision, "pipeline"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def first_request(tree: Path, runs: int, work: Path) -> dict[str, Any]:
+    """Seconds from spawning ``python -m pipeline run`` (a 3-line job, from ``tree``) to the
+    server's first speech request, ``runs`` times: the start-up a user waits through, and
+    the CPU seconds the client had used by then (``/proc``, 10 ms ticks), which a loaded
+    machine does not inflate. The server runs in this process, on the same monotonic clock."""
+    from pipeline.localserver import ServerConfig, serve_in_thread
+
+    job = write_job(work / "startup-job", [["One.", "Two.", "Three."]])
+    delays, cpu = [], []
+    with serve_in_thread(ServerConfig()) as server:
+        for i in range(runs):
+            out = work / f"startup-out-{i}"
+            argv = [
+                sys.executable, "-c", _FROM_TREE, str(tree), "run", str(job),
+                "--base-url", server.base_url, "-o", str(out), "--progress", "none",
+            ]  # fmt: skip
+            server.stats.reset()
+            started = time.monotonic()
+            env = {**os.environ, "COZE_API_TOKEN": TOKEN}
+            with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) as child:  # fmt: skip
+                while child.poll() is None and not server.stats.arrivals:
+                    time.sleep(0.001)
+                if not server.stats.arrivals:
+                    raise RuntimeError(f"the start-up run exited {child.returncode} unheard")
+                used = _cpu_s(child.pid)
+                child.wait()
+            delays.append(round(server.stats.arrivals[0] - started, 3))
+            cpu.append(used)
+            shutil.rmtree(out, ignore_errors=True)
+    return {
+        "wall_s": delays,
+        "median_wall_s": _median(delays),
+        "cpu_s": cpu,
+        "median_cpu_s": _median(cpu),
+        "load": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system seconds of a running process so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 3)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return round((ordered[middle - 1] + ordered[middle]) / 2, 3)
 
 
 def book_job(directory: Path, characters: int) -> tuple[Path, int]:
@@ -152,3 +281,35 @@ def join_speed(parts: int, work: Path) -> list[dict[str, Any]]:
         )
         shutil.rmtree(directory, ignore_errors=True)
     return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="client CPU per chunk, this tree vs a revision")
+    parser.add_argument("--chunks", type=int, default=10_000, help="job size (small: 500)")
+    parser.add_argument("--baseline", default="HEAD", help="git revision to compare with")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each tree, in turns")
+    parser.add_argument(
+        "--startup", type=int, metavar="N", help="instead: N start-ups to the first request"
+    )
+    args = parser.parse_args(argv)
+    if args.startup:
+        with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+            work = Path(tmp)
+            base = _extract(args.baseline, work / "baseline-src")
+            result = {
+                f"baseline {args.baseline}": first_request(base, args.startup, work),
+                "current": first_request(ROOT, args.startup, work),
+            }
+        print(json.dumps({"machine": machine(), "first_request_s": result}, indent=1))
+        return 0
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp,
+        bench_server(ServerKnobs()) as server,
+    ):
+        result = cpu_side_by_side(server, args.chunks, Path(tmp), args.baseline, args.rounds)
+    print(json.dumps({"machine": machine(), "cpu": result}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

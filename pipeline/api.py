@@ -89,11 +89,12 @@ def lookup(found_plan: Plan, cache_dir: Path, target: Target) -> CacheLookup:
 async def open_client(target: Target, read_timeout: float) -> AsyncIterator[SpeechClient]:
     """A client for ``target``; for the local backend, the server runs for as long as it."""
     from pipeline.coze.client import ClientConfig, SpeechClient
-    from pipeline.localserver import ServerConfig, running_server
 
     async with contextlib.AsyncExitStack() as stack:
         base_url = target.base_url
         if target.local:
+            from pipeline.localserver import ServerConfig, running_server
+
             config = ServerConfig(engine=target.engine)
             server = await stack.enter_async_context(running_server(config))
             base_url = server.base_url
@@ -204,7 +205,7 @@ def voices(target: Target, read_timeout: float = DEFAULT_TIMEOUT) -> list[Voice]
 
 def plan_json(found_plan: Plan, qps: float, found: CacheLookup) -> dict[str, Any]:
     """The plan as ``plan --json`` prints it: totals and every chunk's text."""
-    requests = found_plan.chunk_count - found.hits
+    requests = found.requests  # distinct: chunks asking the same thing are one request
     return {
         "source": str(found_plan.job.source),
         "qps": qps,
@@ -217,6 +218,7 @@ def plan_json(found_plan: Plan, qps: float, found: CacheLookup) -> dict[str, Any
             "bytes": found_plan.utf8_bytes,
             "requests": requests,
             "cache_hits": found.hits,
+            "repeats": found.repeats,
             "billable_characters": found.billable_characters,
             "min_seconds": round(requests / qps, 3),
         },

@@ -7,7 +7,7 @@ Every error becomes a message and an exit status here: 0 done, 1 some chapters f
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
 from pipeline.cli_books import cmd_import, local_voice_languages, print_skipped
+from pipeline.cli_local import cmd_check, cmd_serve_local
 from pipeline.cliguard import (
     check_chosen_base_url,
     check_writable,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from pipeline.cireports import CiReports
     from pipeline.manifest import Job, OutputSettings, Overrides
     from pipeline.planning import Plan
+    from pipeline.quality.config import QualityConfig
     from pipeline.report import RunReport
     from pipeline.runner import CacheLookup, OutputOptions, RunConfig
 
@@ -165,7 +167,15 @@ def _run_config(args: argparse.Namespace, job: Job, target: Target) -> RunConfig
         handle_signals=True,
         budget_characters=args.budget_characters,
         report_extra=tuple(extra.items()),
+        quality=_quality(job, args.quality_strict),
     )
+
+
+def _quality(job: Job, strict: bool) -> QualityConfig:
+    from pipeline.quality.config import QualityConfig
+
+    config = job.quality or QualityConfig()
+    return dataclasses.replace(config, strict=True) if strict and config.enabled else config
 
 
 def _output_options(output: OutputSettings, job: Job) -> OutputOptions:
@@ -243,13 +253,14 @@ def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
             f"{cp.chapter.id}: {len(cp.chapter.lines)} lines, {len(cp.chunks)} chunks, "
             f"{chars} characters, {cp.response_format} {cp.sample_rate} Hz{title}"
         )
-    requests = plan.chunk_count - found.hits
+    requests = found.requests
     print(
         f"total: {len(plan.chapters)} chapters, {plan.lines} lines, {plan.chunk_count} chunks, "
         f"{plan.characters} characters, {plan.utf8_bytes} UTF-8 bytes"
     )
     print(
-        f"to send: {requests} requests ({found.hits} chunks already in the cache), "
+        f"to send: {requests} requests ({found.hits} chunks already in the cache"
+        f"{f', {found.repeats} repeating an earlier chunk' if found.repeats else ''}), "
         f"{found.billable_characters} characters to bill; at least {requests / qps:.1f} s at "
         f"{qps:g} requests/s"
     )
@@ -420,40 +431,6 @@ def cmd_voices(args: argparse.Namespace, env: Environment) -> int:
     return 0
 
 
-def cmd_serve_local(args: argparse.Namespace, env: Environment) -> int:
-    import anyio
-
-    from pipeline.localserver import ServerConfig, serve_forever
-
-    config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        engine=args.engine,
-        token=checked_token(env.token, TOKEN_VARIABLE),
-        qps=args.qps,
-        burst=args.burst,
-        max_in_flight=args.max_in_flight,
-        latency_ms=args.latency_ms,
-        latency_per_byte_ms=args.latency_per_byte_ms,
-        jitter=args.jitter,
-        fault_rate=args.fault_rate,
-        seed=args.seed,
-    )
-
-    def announce(url: str) -> None:
-        auth = f"only the token in ${TOKEN_VARIABLE}" if env.token else "any bearer token"
-        print(f"Coze-compatible local server on {url} ({args.engine} engine, accepts {auth})",
-              flush=True)
-        print(f"try: curl -X POST {url}/v1/audio/speech -H 'Authorization: Bearer x' "
-              "-H 'Content-Type: application/json' "
-              "-d '{\"input\": \"你好，世界。\", \"voice_id\": \"local-zh-female\"}' -o hi.mp3",
-              flush=True)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve_forever, config, announce)
-    return 0
-
-
 COMMANDS = {
     "run": cmd_run,
     "plan": cmd_plan,
@@ -463,6 +440,7 @@ COMMANDS = {
     "merge-reports": cmd_merge_reports,
     "serve-local": cmd_serve_local,
     "import": cmd_import,
+    "check": cmd_check,
 }
 
 

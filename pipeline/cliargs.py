@@ -66,6 +66,19 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
+def _fault_kinds(text: str) -> tuple[str, ...]:
+    from pipeline.localserver.config import ALL_FAULT_KINDS
+
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in ALL_FAULT_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault kind(s) {', '.join(unknown) or '(none given)'}; known: "
+            f"{', '.join(ALL_FAULT_KINDS)}"
+        )
+    return kinds
+
+
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
@@ -136,6 +149,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help=f"print a Markdown summary of the run (also appended to "
                    f"${SUMMARY_VARIABLE} when that is set)")
     p.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
+    p.add_argument(
+        "--quality-strict", action="store_true",
+        help="a chunk the quality gate flags (no answer passed it) fails its chapter; the same "
+        "as the job's quality: {strict: true}",
+    )
     p.add_argument(
         "--budget-characters", type=ranged("budget_characters", whole=True), metavar="N",
         help="refuse to start (exit 2) when the characters to bill after cache hits exceed N, "
@@ -255,4 +273,20 @@ def _add_other_commands(sub: Any) -> None:
     serve.add_argument("--jitter", type=ranged("jitter"), default=0.0,
                        help="latency jitter, 0.3 = +-30%%")
     serve.add_argument("--fault-rate", type=ranged("fault_rate"), default=0.0)
+    serve.add_argument(
+        "--fault-kinds", type=_fault_kinds, metavar="K1,K2",
+        help="the kinds --fault-rate draws from, comma-separated: transport and API faults "
+        "(the default: all of them) and the quality faults silent, truncated, padded, clipped, "
+        "quiet",
+    )
     serve.add_argument("--seed", type=ranged("seed", whole=True), default=0)
+
+    check = sub.add_parser(
+        "check", help="re-run the quality gate's measures over a finished output folder (offline)"
+    )
+    check.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    check.add_argument("--json", action="store_true", help="the findings as JSON")
+    check.add_argument(
+        "--pcm-rate", type=int, choices=SAMPLE_RATES, default=24000,
+        help="the sample rate of .pcm files, which do not say it (24000)",
+    )

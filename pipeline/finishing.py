@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from pipeline.audio import ChapterSpec, Part, assemble_chapter, build_book
+from pipeline.audio import ChapterSpec, Part  # the model only: PyAV loads on first use
 from pipeline.dubbing.model import DubOutcome, DubSpec, dub_lines, is_timed
 from pipeline.errors import CODE_ASSEMBLY, PipelineError
 from pipeline.formats import FILE_EXTENSIONS
@@ -85,6 +85,8 @@ async def assemble(
     """Write ``state``'s chapter file and note it in ``state``; the error if it cannot be."""
     if is_timed(state.plan) or output.clips:
         return await assemble_dubbed(state, output, out_dir)
+    from pipeline.audio import assemble_chapter
+
     spec = chapter_spec(state, output, out_dir)
     try:
         result = await anyio.to_thread.run_sync(assemble_chapter, spec)
@@ -117,6 +119,8 @@ async def assemble_dubbed(
     state: ChapterState, output: OutputOptions, out_dir: Path
 ) -> ChapterError | None:
     """A timed chapter as a track of lines at their cue times; the clips of any chapter."""
+    from pipeline.audio import assemble_chapter
+
     timed = is_timed(state.plan)
     if not timed:  # joined as usual, the clips beside it
         spec = chapter_spec(state, output, out_dir)
@@ -188,6 +192,8 @@ async def write_book(
         if s.output is not None
     ]
     path = out_dir / name
+    from pipeline.audio import build_book
+
     try:
         await anyio.to_thread.run_sync(
             lambda: build_book(

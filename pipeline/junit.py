@@ -10,6 +10,8 @@ shape is the common Ant/Jenkins one that GitHub, GitLab, Jenkins and Azure read:
 - a dubbed line still longer than its cue (report ``dubbing.overflows``) is a test case
   ``<chapter> fit <line>`` with a ``failure`` of type ``FitOverflow``;
 - any other chapter status (``pending``: the run stopped first) is ``skipped``;
+- a chunk the quality gate flagged (chapter ``quality_flags``) is one more test case with a
+  ``failure``, named after its line, classname ``<job>.<chapter id>``: under its chapter;
 - a fatal answer that stopped the run (report ``error``) is one more test case, ``(run)``, with
   an ``error``: CI views then show the stop itself, not only chapters that never ran.
 
@@ -41,6 +43,8 @@ def junit_xml(report: dict[str, Any]) -> str:
     suite_name = _suite_name(classname, report)
     cases = [_chapter_case(classname, c) for c in report.get("chapters", [])]
     cases.extend(case for c in report.get("chapters", []) for case in _fit_cases(classname, c))
+    for chapter in report.get("chapters", []):
+        cases.extend(_flag_case(classname, chapter, f) for f in chapter.get("quality_flags", []))
     if report.get("error"):
         cases.append(_run_error_case(classname, report))
     counts = _counts(cases)
@@ -91,6 +95,26 @@ def _chapter_case(classname: str, chapter: dict[str, Any]) -> ET.Element:
     out = _system_out(chapter)
     if out:
         ET.SubElement(case, "system-out").text = out
+    return case
+
+
+def _flag_case(classname: str, chapter: dict[str, Any], flag: dict[str, Any]) -> ET.Element:
+    where = f"{flag.get('file')}:{flag.get('file_line')}"
+    case = ET.Element(
+        "testcase",
+        {
+            "classname": _safe(f"{classname}.{chapter.get('id')}"),
+            "name": _safe(f"quality of line {flag.get('line')} ({where})"),
+            "time": "0",
+        },
+    )
+    rules = ", ".join(str(r) for r in flag.get("rules", []))
+    message = _safe(f"quality: {rules} at {where}")
+    failure = ET.SubElement(case, "failure", {"message": message, "type": "QualityFlag"})
+    measures = (flag.get("measures") or {}).get("measures") or {}
+    lines = [message, f"chunk: {flag.get('chunk')}", f"answers judged: {flag.get('requests')}"]
+    lines.extend(f"{k}: {v}" for k, v in measures.items())
+    failure.text = _safe("\n".join(lines))
     return case
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import ApiError
 from pipeline.finishing import ChapterState
@@ -21,7 +22,9 @@ def describe(error: ChapterError) -> str:
     return f"code {error.code}{where}: {error.message}{logid}"
 
 
-def chapter_report(state: ChapterState) -> ChapterReport:
+def chapter_report(
+    state: ChapterState, quality_flags: list[dict[str, Any]] | None = None
+) -> ChapterReport:
     chapter = state.plan.chapter
     if state.output is not None:
         status = "ok"
@@ -40,6 +43,7 @@ def chapter_report(state: ChapterState) -> ChapterReport:
         error=state.error,
         subtitles=state.subtitles,
         dubbing=state.dubbing,
+        quality_flags=quality_flags or [],
     )
 
 

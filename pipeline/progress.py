@@ -11,9 +11,10 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 PROGRESS_MODES = ("auto", "bar", "plain", "jsonl", "none")
 
@@ -102,6 +103,15 @@ class PlainProgress:
     def message(self, text: str) -> None:
         self._print(text)
 
+    def quality_flag(self, flag: dict[str, Any]) -> None:
+        """A chunk the quality gate flagged (``gatekeeper.Flag.to_json``); not in ``Progress``:
+        the gatekeeper falls back on ``message`` for a progress without it."""
+        rules = ", ".join(flag["rules"])
+        self._print(
+            f"quality: {rules} at {flag['file']}:{flag['file_line']} (chapter {flag['chapter']}, "
+            f"line {flag['line']}); the best of {flag['requests']} answers was kept"
+        )
+
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._print(f"{status}: {self._done}/{self._total} chunks in {elapsed_s:.1f} s")
 
@@ -121,6 +131,8 @@ class BarProgress(PlainProgress):
 
     def start(self, *, chunks: int, characters: int, cached: int) -> None:
         super().start(chunks=chunks, characters=characters, cached=cached)
+        from tqdm import tqdm  # only a bar needs it: not on every run's way to its first request
+
         self._bar = tqdm(
             total=chunks, initial=cached, unit="chunk", file=self._stream, dynamic_ncols=True
         )
@@ -172,6 +184,9 @@ class JsonlProgress:
 
     def message(self, text: str) -> None:
         self._emit("message", text=text)
+
+    def quality_flag(self, flag: dict[str, Any]) -> None:
+        self._emit("quality_flag", **flag)
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._emit("finish", status=status, elapsed_s=round(elapsed_s, 3))

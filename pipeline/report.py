@@ -49,6 +49,7 @@ class ChapterReport:
     error: ChapterError | None = None
     subtitles: list[str] = field(default_factory=list)
     dubbing: dict[str, Any] | None = None  # timed track, clips, fit (pipeline.dubbing)
+    quality_flags: list[dict[str, Any]] = field(default_factory=list)  # gatekeeper.Flag.to_json
 
 
 @dataclass
@@ -129,6 +130,8 @@ def _chapter_json(c: ChapterReport) -> dict[str, Any]:
         out["subtitles"] = c.subtitles
     if c.dubbing is not None:
         out["dubbing"] = c.dubbing
+    if c.quality_flags:
+        out["quality_flags"] = c.quality_flags
     return out
 
 

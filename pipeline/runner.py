@@ -3,10 +3,13 @@
 The only module that knows all the others. Shape of a run:
 
 - every chunk is looked up in the cache first; a hit sends nothing;
-- a feeder puts the misses, in manifest order, on a bounded stream read by the workers;
-- a worker takes an in-flight slot, then a token from the rate limiter, then sends; transient
-  errors are retried with full-jitter exponential backoff (tenacity), outside the slot;
-- a verified answer goes to the cache at once, so a crash loses nothing that was paid for;
+- a feeder puts the distinct missing keys, in manifest order, on a bounded stream read by the
+  workers: chunks asking the same thing are one request, whose answer serves them all;
+- a worker takes the key's claim (shared with other processes using the cache) and looks the
+  key up again, then takes an in-flight slot, then a token from the rate limiter, then sends;
+  transient errors are retried with full-jitter exponential backoff, outside the slot;
+- a verified answer goes to the cache before its slot is released, so at most
+  ``concurrency`` answers are paid for and not yet committed when a process is killed;
 - when a chapter's last chunk is in, the assembler joins it (in a thread) into its file;
 - a fatal answer cancels everything at once; Ctrl-C (or SIGTERM) stops feeding, gives the
   requests in flight a grace period, then cancels;
@@ -15,25 +18,17 @@ The only module that knows all the others. Shape of a run:
 
 from __future__ import annotations
 
-import signal
 import threading
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from pipeline.audio import check_audio
+from pipeline.aio import until_interrupted
 from pipeline.backend import Backend
+from pipeline.backoff import full_jitter
 from pipeline.budget import BudgetMeter
 from pipeline.cache import ChunkCache, OutputLock
 from pipeline.dubbing.fit import RunnerAsk, refit_chapter
@@ -45,6 +40,7 @@ from pipeline.errors import (
     BudgetExhausted,
     FatalApiError,
     RateLimited,
+    StorageError,
     TransientApiError,
 )
 from pipeline.finishing import (
@@ -55,7 +51,18 @@ from pipeline.finishing import (
     output_name,
     write_book,
 )
+from pipeline.gatekeeper import OFF, Gatekeeper, QualityConfig
 from pipeline.limits import AdaptiveRateLimiter, RateLimit
+from pipeline.lookup import (
+    CacheLookup,
+    Want,
+    bought_once,
+    claim_timeout_s,
+    close_quietly,
+    lookup_cache,
+    store_answer,
+    wants,
+)
 from pipeline.outcome import (
     chapter_report,
     describe,
@@ -73,7 +80,6 @@ from pipeline.report import (
     utc_now,
     write_report,
 )
-from pipeline.speech import FILE_EXTENSIONS
 
 SpeechBackend = Backend  # the name this module used before backend.py
 
@@ -115,35 +121,7 @@ class RunConfig:
     write_report: bool = True
     budget_characters: int | None = None  # never send a request that would cross it
     report_extra: tuple[tuple[str, object], ...] = ()  # added to report.json as they are
-
-
-@dataclass(frozen=True)
-class CacheLookup:
-    """Which chunks of a plan the cache already holds, and what the rest would cost."""
-
-    keys: tuple[tuple[str, ...], ...]  # per chapter, per chunk
-    paths: tuple[tuple[Path | None, ...], ...]
-    billable_characters: int  # characters of the chunks not in the cache
-
-    @property
-    def hits(self) -> int:
-        return sum(p is not None for chapter in self.paths for p in chapter)
-
-
-def lookup_cache(plan: Plan, cache: ChunkCache, host_id: str) -> CacheLookup:
-    """Look every chunk of ``plan`` up in ``cache``: blocking file I/O, run it in a thread."""
-    keys: list[tuple[str, ...]] = []
-    paths: list[tuple[Path | None, ...]] = []
-    billable = 0
-    for chapter in plan.chapters:
-        chapter_keys = tuple(cache.key(c.request().body(), host_id) for c in chapter.chunks)
-        chapter_paths = tuple(cache.get(k) for k in chapter_keys)
-        billable += sum(
-            c.characters for c, p in zip(chapter.chunks, chapter_paths, strict=True) if p is None
-        )
-        keys.append(chapter_keys)
-        paths.append(chapter_paths)
-    return CacheLookup(tuple(keys), tuple(paths), billable)
+    quality: QualityConfig = OFF  # the job's quality gate (the CLI turns it on by default)
 
 
 @dataclass(frozen=True)
@@ -151,6 +129,16 @@ class _Item:
     chapter: int
     chunk: int
     key: str
+
+
+_Users = list[tuple[int, int]]  # (chapter, chunk) of the chunks one request serves
+_Sender = ObjectSendStream[int]
+
+
+def _chapter_error(error: Exception, line_id: str) -> ChapterError:
+    if isinstance(error, ApiError):
+        return error_of(error, line_id)
+    return ChapterError(CODE_STORAGE, str(error), None, line_id)
 
 
 class _StorageFailed(Exception):
@@ -197,6 +185,7 @@ class Runner:
         self._book: str | None = None
         self._budget = BudgetMeter(config.budget_characters)
         self._previous_outputs: dict[str, str] = {}
+        self._keeper = Gatekeeper(config.quality, plan, self._cache, self._progress, self._states)
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -209,6 +198,7 @@ class Runner:
             try:
                 await self._run_guarded()
             finally:
+                await close_quietly(self._cache)
                 report = self._report(started)
                 if self._config.write_report:
                     write_report(self._config.out_dir, report)
@@ -232,22 +222,20 @@ class Runner:
         if self._fatal is None and not self._interrupted:
             await self._build_book()
 
-    def _lookup_cache(self) -> list[_Item]:
+    def _lookup_cache(self) -> list[Want]:
         found = self._lookup or lookup_cache(self._plan, self._cache, self._config.host_id)
-        todo: list[_Item] = []
         for ci, state in enumerate(self._states):
-            for k, (key, path) in enumerate(zip(found.keys[ci], found.paths[ci], strict=True)):
-                if path is None:
-                    todo.append(_Item(ci, k, key))
-                else:
+            for k, path in enumerate(found.paths[ci]):
+                if path is not None:
                     state.parts[k] = path
                     state.remaining -= 1
                     self._totals.cache_hits += 1
-        return todo
+        return wants(found)
 
-    async def _work(self, todo: list[_Item]) -> None:
+    async def _work(self, todo: list[Want]) -> None:
+        # Twice the slots: a worker in a retry's backoff holds no slot, and another uses it.
         workers = max(2, 2 * self._config.concurrency)
-        feed_send, feed_recv = anyio.create_memory_object_stream[_Item](workers)
+        feed_send, feed_recv = anyio.create_memory_object_stream[Want](workers)
         done_send, done_recv = anyio.create_memory_object_stream[int](len(self._states) + 1)
         async with anyio.create_task_group() as tg:
             self._work_scope = tg.cancel_scope
@@ -260,23 +248,32 @@ class Runner:
                     tg.start_soon(self._worker, feed_recv.clone(), done_send.clone())
             tg.start_soon(self._feed, feed_send, todo)
 
-    async def _feed(self, send: ObjectSendStream[_Item], todo: list[_Item]) -> None:
+    async def _feed(self, send: ObjectSendStream[Want], todo: list[Want]) -> None:
         async with send:
-            for item in todo:
+            for want in todo:
                 if self._stopping:
                     return
-                if self._states[item.chapter].error is None:
-                    await send.send(item)
+                if self._live(want):
+                    await send.send(want)
 
-    async def _worker(self, recv: ObjectReceiveStream[_Item], done: ObjectSendStream[int]) -> None:
+    def _late_users(self, item: _Item) -> _Users:
+        return [] if self._states[item.chapter].error is not None else [(item.chapter, item.chunk)]
+
+    def _live(self, want: Want) -> _Users:
+        """The chunks ``want`` serves whose chapters have not failed."""
+        return [(ci, k) for ci, k in want.users if self._states[ci].error is None]
+
+    async def _worker(self, recv: ObjectReceiveStream[Want], done: ObjectSendStream[int]) -> None:
         async with recv, done:
-            async for item in recv:
-                state = self._states[item.chapter]
-                if self._stopping or state.error is not None:
+            async for got in self._keeper.items(recv):
+                # A chunk the quality gate found bad late comes back alone, as an _Item.
+                users = self._late_users(got) if isinstance(got, _Item) else self._live(got)
+                if self._stopping or not users:
                     continue
-                chunk = state.plan.chunks[item.chunk]
+                ci, k = users[0]
+                chunk = self._states[ci].plan.chunks[k]
                 try:
-                    path = await self._synthesize(item, chunk)
+                    path, cached = await self._obtain(_Item(ci, k, got.key), chunk)
                 except _Stopped:
                     continue
                 except BudgetExhausted as e:
@@ -288,21 +285,45 @@ class Runner:
                     self._stop_fatal(e)
                     return
                 except _StorageFailed as e:
-                    error = ChapterError(CODE_STORAGE, str(e), None, chunk.line_id)
-                    self._fail_chapter(state, error)
+                    self._fail_users(users, e)
                     self._stopping = True  # every answer bought from now on would be lost too
                     continue
                 except ApiError as e:
-                    # Rejected, or transient with every retry spent: this chapter fails.
-                    self._fail_chapter(state, error_of(e, chunk.line_id))
+                    # Rejected, or transient with every retry spent: these chapters fail.
+                    self._fail_users(users, e)
                     continue
-                state.parts[item.chunk] = path
-                state.remaining -= 1
-                self._progress.chunk_done(
-                    chapter_id=chunk.chapter_id, characters=chunk.characters, cached=False
-                )
-                if state.remaining == 0:
-                    await done.send(item.chapter)
+                await self._deliver(users, path, cached, done)
+
+    async def _obtain(self, item: _Item, chunk: Chunk) -> tuple[Path, bool]:
+        retry = self._config.retry
+        timeout_s = claim_timeout_s(self._config.attempt_timeout_s, retry.retries, retry.max_s)
+        try:
+            buy = lambda: self._keeper.obtain(item, chunk, self._synthesize)  # noqa: E731
+            return await bought_once(self._cache, item.key, timeout_s, buy)
+        except StorageError as e:
+            raise _StorageFailed(str(e)) from e
+
+    async def _deliver(self, users: _Users, path: Path, cached: bool, done: _Sender) -> None:
+        """``path`` answers every chunk in ``users``: all but the first are cache hits."""
+        for n, (ci, k) in enumerate(users):
+            state = self._states[ci]
+            if state.error is not None:
+                continue
+            reused = cached or n > 0
+            self._totals.cache_hits += reused
+            state.parts[k] = path
+            state.remaining -= 1
+            chunk = state.plan.chunks[k]
+            self._progress.chunk_done(
+                chapter_id=chunk.chapter_id, characters=chunk.characters, cached=reused
+            )
+            if state.remaining == 0:
+                await done.send(ci)
+
+    def _fail_users(self, users: _Users, error: Exception) -> None:
+        for ci, k in users:
+            state = self._states[ci]
+            self._fail_chapter(state, _chapter_error(error, state.plan.chunks[k].line_id))
 
     def _stop_gracefully(self, error: FatalApiError) -> None:
         if self._fatal is None:
@@ -327,46 +348,29 @@ class Runner:
 
     async def _synthesize(self, item: _Item, chunk: Chunk) -> Path:
         policy = self._config.retry
-        jitter = wait_random_exponential(multiplier=policy.initial_s, max=policy.max_s)
-
-        def wait(retry_state: RetryCallState) -> float:
-            delay = float(jitter(retry_state))
-            outcome = retry_state.outcome
-            error = outcome.exception() if outcome is not None else None
-            if isinstance(error, ApiError) and error.retry_after is not None:
-                delay = max(delay, error.retry_after)
-            return delay
-
-        def before_sleep(retry_state: RetryCallState) -> None:
-            self._totals.retries += 1
-            outcome = retry_state.outcome
-            error = outcome.exception() if outcome is not None else None
-            if isinstance(error, ApiError):
-                delay = retry_state.upcoming_sleep
+        for failures in range(1, policy.retries + 2):
+            if self._stopping:
+                raise _Stopped
+            try:
+                return await self._attempt(item, chunk)
+            except TransientApiError as error:
+                if failures > policy.retries:
+                    raise
+                delay = full_jitter(policy.initial_s, policy.max_s, failures, error.retry_after)
+                self._totals.retries += 1
                 self._progress.retry(
                     chapter_id=chunk.chapter_id,
                     code=error.code,
                     message=error.message,
                     delay_s=delay,
                 )
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TransientApiError),
-            stop=stop_after_attempt(policy.retries + 1),
-            wait=wait,
-            sleep=anyio.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                if self._stopping:
-                    raise _Stopped
-                return await self._attempt(item, chunk)
-        raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
+            await anyio.sleep(delay)
+        raise AssertionError("unreachable: the last failure is raised")  # pragma: no cover
 
     async def _attempt(self, item: _Item, chunk: Chunk) -> Path:
         request = chunk.request()
+        # The slot is held until the answer is committed (issue 18): at most `concurrency`
+        # answers are ever paid for and not yet durable, so a kill pays at most that many twice.
         async with self._in_flight:
             ticket = await self._limiter.acquire()
             if self._stopping:
@@ -387,18 +391,13 @@ class Runner:
                 raise
             finally:
                 self._budget.release(chunk.characters)
-        self._limiter.on_success()
-        params = chunk.params
-        ext = FILE_EXTENSIONS[params.format]
+            self._limiter.on_success()
+            keeper = self._keeper
 
-        def verify_and_store() -> Path:
-            check_audio(answer.audio, params.format, params.rate)
-            return self._cache.put(item.key, answer.audio, ext)
+            def verify() -> None:  # check_audio, then the quality gate (in a worker thread)
+                keeper.verify(item, chunk, answer.audio)
 
-        try:
-            return await anyio.to_thread.run_sync(verify_and_store)
-        except OSError as e:
-            raise _StorageFailed(f"cannot store the answer in the cache: {e}") from e
+            return await store_answer(self._cache, item.key, answer.audio, chunk.params, verify)
 
     async def _assembler(self, done: ObjectReceiveStream[int]) -> None:
         async with done:
@@ -420,24 +419,22 @@ class Runner:
         self._book = await write_book(self._states, self._config.output, out_dir, self._progress)
 
     async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                if self._stopping:
-                    break  # a second Ctrl-C: stop now
-                self._stopping = True
-                self._interrupted = True
-                grace = self._config.interrupt_grace_s
-                self._progress.message(
-                    f"interrupted: starting nothing new, waiting up to {grace:g} s for the "
-                    "requests in flight (Ctrl-C again to stop at once)"
-                )
-                await _first_of(anyio.sleep(grace), signals.__anext__())
-                break
+        await until_interrupted(self._config.interrupt_grace_s, self._interrupt)
         if self._work_scope is not None:
             self._work_scope.cancel()
 
+    def _interrupt(self) -> bool:
+        if self._stopping:
+            return False  # a second Ctrl-C, or one while a fatal answer stops the run: now
+        self._stopping = self._interrupted = True
+        self._progress.message(
+            f"interrupted: starting nothing new, waiting up to {self._config.interrupt_grace_s:g}"
+            " s for the requests in flight (Ctrl-C again to stop at once)"
+        )
+        return True
+
     def _report(self, started: datetime) -> RunReport:
-        chapters = [chapter_report(s) for s in self._states]
+        chapters = [chapter_report(s, self._keeper.chapter_flags(s.index)) for s in self._states]
         status = run_status(chapters, fatal=self._fatal is not None, interrupted=self._interrupted)
         fatal = self._fatal
         report = RunReport(
@@ -450,6 +447,7 @@ class Runner:
             book=self._book,
             extra=dict(self._config.report_extra),
         )
+        self._keeper.finish_report(report)
         current = (output_name(s.plan, self._config.output) for s in self._states)
         stale = stale_outputs(current, self._previous_outputs, self._config.out_dir)
         if stale:
@@ -460,18 +458,6 @@ class Runner:
             )
         self._progress.finish(status=status, elapsed_s=report.elapsed_s)
         return report
-
-
-async def _first_of(*waitables: Awaitable[object]) -> None:
-    """Return when the first of ``waitables`` finishes; cancel the others."""
-    async with anyio.create_task_group() as tg:
-
-        async def run(w: Awaitable[object]) -> None:
-            await w
-            tg.cancel_scope.cancel()
-
-        for w in waitables:
-            tg.start_soon(run, w)
 
 
 async def run_plan(

@@ -39,6 +39,9 @@ def markdown_summary(
         parts.append(_failures(failed, max_failures))
     if (fit := _fit_overflows(chapters, max_failures)) is not None:
         parts.append(fit)
+    flags = [f for c in chapters for f in c.get("quality_flags") or []]
+    if flags:
+        parts.append(_quality_flags(flags, max_failures))
     return "\n\n".join(parts) + "\n"
 
 
@@ -77,6 +80,10 @@ def _totals_table(report: dict[str, Any], chapters: list[dict[str, Any]]) -> str
         ("cache hits", _count(totals.get("cache_hits"))),
         ("elapsed", _hms(report.get("elapsed_s"))),
     ]
+    quality = report.get("quality")
+    if isinstance(quality, dict) and quality.get("enabled"):
+        rows.append(("quality re-requests", _count(quality.get("requests"))))
+        rows.append(("quality flags", _count(quality.get("flagged"))))
     not_run = len(chapters) - ok - failed
     if not_run:
         rows.insert(2, ("chapters not run", str(not_run)))
@@ -110,6 +117,20 @@ def _failures(failed: list[dict[str, Any]], limit: int) -> str:
     if len(failed) > limit:
         items.append(f"- … and {len(failed) - limit} more: see report.json")
     return "### Failures\n\n" + "\n".join(items)
+
+
+def _quality_flags(flags: list[dict[str, Any]], limit: int) -> str:
+    items = []
+    for flag in flags[:limit]:
+        where = f"{flag.get('file')}:{flag.get('file_line')}"
+        rules = ", ".join(str(r) for r in flag.get("rules") or [])
+        items.append(
+            f"- **{_inline(str(flag.get('chapter')))}** line `{_code_span(str(flag.get('line')))}`"
+            f" (`{_code_span(where)}`): {_inline(rules)}"
+        )
+    if len(flags) > limit:
+        items.append(f"- … and {len(flags) - limit} more: see report.json")
+    return "### Quality flags (the best answer was kept)\n\n" + "\n".join(items)
 
 
 def _failure_item(chapter: dict[str, Any]) -> str:

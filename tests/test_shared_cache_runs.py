@@ -14,7 +14,6 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from helpers import chunk_keys, cli_command, cli_env, make_plan, read_report, texts, write_job
 
 from pipeline.localserver import LocalServer
@@ -23,14 +22,6 @@ MakeServer = Callable[..., LocalServer]
 TOKEN = "pat_SHAREDcache0123456789"
 # The names a writer in the middle of its work uses: fileio's temp files, the cache's staging.
 _LEFTOVER = re.compile(r"(^\..+\.[0-9a-f]{12}\.tmp$)|(^\.tmp-)|(^\.say-)")
-
-
-def _runner_takes_claims() -> bool:
-    import inspect
-
-    import pipeline.runner as runner
-
-    return "claim" in inspect.getsource(runner)
 
 
 def leftovers(*folders: Path) -> list[Path]:
@@ -64,12 +55,6 @@ def _two_runs(job: Path, tmp_path: Path, base_url: str) -> list[subprocess.Compl
     return results
 
 
-@pytest.mark.xfail(
-    not _runner_takes_claims(),
-    reason="the runner does not take the cache's per-key claims yet (runner/perf helper's "
-    "wiring, issue 18): both runs buy the chunks they find missing",
-    strict=False,
-)
 def test_two_runs_sharing_a_cache_pay_once_per_chunk(
     make_server: MakeServer, tmp_path: Path
 ) -> None:

@@ -18,8 +18,9 @@ from pipeline.books.model import Cover, Skipped
 from pipeline.settings import DEFAULT_FIT, DEFAULT_MAX_SPEED
 from pipeline.speech import DEFAULT_FORMAT, DEFAULT_SAMPLE_RATE, SPEECH_FIELDS, SpeechParams
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pipeline.quality loads numpy and PyAV: not for reading a manifest
     from pipeline.books.lexicon import Lexicon
+    from pipeline.quality.config import QualityConfig
 
 SPEECH_KEYS = tuple(f for f in SPEECH_FIELDS if f != "input")  # the text has its own keys
 FIT_KEYS = ("fit", "max_speed")  # dubbing: how a line is brought into its cue's slot
@@ -29,10 +30,10 @@ TEXT_KEYS = ("normalize", "language")
 # How a book source (.epub, .txt) named by a job file is read.
 BOOK_SOURCE_KEYS = ("include", "exclude", "heading", "preface")
 TOP_KEYS = (
-    "manifest", "defaults", "chapters", "output", "run", "book", "lexicon", "cast", "dialogue",
-    *TEXT_KEYS, *BOOK_SOURCE_KEYS,
+    "manifest", "defaults", "chapters", "output", "run", "quality", "book", "lexicon", "cast",
+    "dialogue", *TEXT_KEYS, *BOOK_SOURCE_KEYS,
 )
-JOB_ONLY_KEYS = ("manifest", "output", "run", "book", *BOOK_SOURCE_KEYS)
+JOB_ONLY_KEYS = ("manifest", "output", "run", "quality", "book", *BOOK_SOURCE_KEYS)
 CHAPTER_KEYS = ("id", "title", "text", "text_file", "lines", "dialogue", *LAYER_KEYS, *TEXT_KEYS)
 LINE_KEYS = ("text", "id", "speaker", *LAYER_KEYS, *TEXT_KEYS)
 TEXT_SOURCES = ("text", "text_file", "lines")
@@ -172,6 +173,7 @@ class Job:
     book: BookMeta | None = None
     skipped: tuple[Skipped, ...] = ()
     notes: tuple[str, ...] = ()
+    quality: QualityConfig | None = None  # the job's quality:; None = not set (the gate is on)
 
 
 NO_OVERRIDES = Overrides()
@@ -257,3 +259,4 @@ class Source:
     book: BookMeta | None = None
     skipped: tuple[Skipped, ...] = ()
     notes: tuple[str, ...] = ()
+    quality: QualityConfig | None = None

@@ -167,7 +167,7 @@ class Resolver:
                                      self.problem)
             self.consume(source.chapters)
             job = Job(path, (), source.output, source.run, source.book, source.skipped,
-                      source.notes)
+                      source.notes, source.quality)
         chapters = self.finish()
         if not chapters and not self.problems:
             self.problem(shown, None, "no chapters: the manifest has nothing to speak")

@@ -109,11 +109,6 @@ def test_every_cue_of_the_generated_script_fits_its_slot_unless_meant_not_to() -
     assert all(tone_seconds(t) <= SLOT_S for t in texts)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="identical requests are sent once by the runner's single flight (issue 18, branch "
-    "perf); passes once perf is merged",
-)
 async def test_repeated_lines_are_paid_once(make_server: MakeServer, tmp_path: Path) -> None:
     server, cues, out, report = await dub(make_server, tmp_path, 60)
     distinct = len({text for _, _, _, text in cues})

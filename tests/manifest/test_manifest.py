@@ -453,8 +453,8 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_ones(tmp_path: Path
     problem = only(yaml_file(tmp_path, GOOD_CHAPTER + "zzz: 1\n"))
     assert problem.line == 5
     assert problem.message == (
-        "zzz: unknown key; allowed: manifest, defaults, chapters, output, run, book, lexicon, "
-        "cast, dialogue, normalize, language, include, exclude, heading, preface"
+        "zzz: unknown key; allowed: manifest, defaults, chapters, output, run, quality, book, "
+        "lexicon, cast, dialogue, normalize, language, include, exclude, heading, preface"
     )
 
 

@@ -14,7 +14,9 @@ assembly, report writing). After each kill, with the server drained:
 
 At the end the chapter files are byte-identical to an uninterrupted run's, and the characters
 billed over all runs exceed the job's by exactly the lost answers, which is no more than the
-characters in flight at the kills.
+characters in flight at the kills. Counted on the server's log (answers per distinct key), no
+kill makes more than ``--concurrency`` chunks paid twice: a paid answer holds its in-flight
+slot until the cache has it (issue 18).
 """
 
 from __future__ import annotations
@@ -103,9 +105,14 @@ def test_sigkill_and_resume_loses_nothing_and_pays_for_in_flight_only(
     extra = billed - plan.characters
     assert extra == sum(characters[k] * (n - 1) for k, n in by_input.items())
     assert extra == ledger.lost_characters <= ledger.in_flight_characters
+    paid_twice = sum(n - 1 for n in by_input.values())
+    assert paid_twice == sum(ledger.lost_per_kill)
+    assert max(ledger.lost_per_kill) <= CONCURRENCY, ledger.lost_per_kill
+    assert paid_twice <= CONCURRENCY * ledger.kills
     print(f"\ncrash {size.name}: {ledger.kills} SIGKILLs survived ({ledger.early_kills} early), "
           f"{plan.characters} job characters, {extra} extra billed, "
-          f"{ledger.in_flight_characters} in flight at the kills; requests in flight per kill "
+          f"{ledger.in_flight_characters} in flight at the kills; {paid_twice} chunks paid "
+          f"twice (bound {CONCURRENCY} per kill); requests in flight per kill "
           f"{ledger.in_flight_per_kill}, lost per kill {ledger.lost_per_kill}, longest "
           f"unstored answer {ledger.store_gap_s * 1000:.0f} ms")
 
@@ -152,6 +159,8 @@ def _killed_run(
     assert not set(bought) & cached_before, "bought again an answer that was in the cache"
     assert set(bought.values()) <= {1}, "one run bought the same answer twice"
     lost = set(bought) - _cached(out, keys)
+    # Paid and not yet committed at the kill: the in-flight slot bounds it (issue 18).
+    assert len(lost) <= CONCURRENCY, f"{len(lost)} answers paid and lost by one kill"
     answered_at = server.stats.answered_at
     stranded = {k for k in lost - serving if answered_at[k] < killed_at - STORE_WINDOW_S}
     assert not stranded, f"{len(stranded)} answers were received long before the kill and lost"

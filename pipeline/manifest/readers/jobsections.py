@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.formats import BOOK_SUFFIX, JOB_OUTPUT_FORMATS, SUBTITLE_FORMATS
 from pipeline.manifest.model import (
@@ -21,6 +21,9 @@ from pipeline.manifest.text import is_number, is_whole, unknown
 from pipeline.settings import CONCURRENCY_RANGE, QPS_RANGE, RETRIES_RANGE, range_problem
 from pipeline.speech import MAX_INPUT_BYTES
 
+if TYPE_CHECKING:
+    from pipeline.quality.config import QualityConfig
+
 
 def output_settings(
     node: Node | None, file: str, folder: Path, problem: ProblemSink
@@ -30,6 +33,24 @@ def output_settings(
 
 def run_settings(node: Node | None, file: str, problem: ProblemSink) -> RunSettings:
     return _Sections(problem).run_settings(node, file)
+
+
+def quality_settings(node: Node | None, file: str, problem: ProblemSink) -> QualityConfig | None:
+    """The job's ``quality:`` (off, on, or a mapping of settings); None when it is not set."""
+    if node is None:
+        return None
+    # Imported here: pipeline.quality loads numpy and PyAV, only jobs that set quality pay.
+    from pipeline.quality.config import parse_quality
+
+    if node.is_map:
+        value: Any = {key: child.value for key, child in node.value.items()}
+        key_lines = {key: child.key_line for key, child in node.value.items()}
+    else:
+        value, key_lines = node.value, {}
+    config, problems = parse_quality(value, file, node.key_line or node.line, key_lines)
+    for p in problems:
+        problem(p.file, p.line, p.message)
+    return config
 
 
 class _Sections:

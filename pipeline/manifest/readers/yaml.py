@@ -30,7 +30,7 @@ from pipeline.manifest.model import (
 )
 from pipeline.manifest.readers import ReadContext, reader_for, suffix_list
 from pipeline.manifest.readers.booksection import book_options, book_section
-from pipeline.manifest.readers.jobsections import output_settings, run_settings
+from pipeline.manifest.readers.jobsections import output_settings, quality_settings, run_settings
 from pipeline.manifest.readers.textrules import text_rules
 from pipeline.manifest.readers.yamltree import Node, parse
 from pipeline.manifest.text import display, one_line, paragraphs, read_text, unknown
@@ -48,6 +48,7 @@ def read(path: Path, context: ReadContext) -> Source:
     reader.check_keys(root, file, TOP_KEYS)
     output = output_settings(root.value.get("output"), file, folder, reader.problem)
     run = run_settings(root.value.get("run"), file, reader.problem)
+    quality = quality_settings(root.value.get("quality"), file, reader.problem)
     outer = context.outer.then(reader.defaults(root.value.get("defaults"), file))
     outer = outer.then(reader.layer(root, file, TEXT_KEYS))
     rules = text_rules(root, file, folder, reader.problem, reader.layer)
@@ -75,6 +76,7 @@ def read(path: Path, context: ReadContext) -> Source:
         cast=rules.cast if rules.cast is not None else source.cast,
         lexicon=rules.lexicon if rules.lexicon is not None else source.lexicon,
         book=book.over(source.book) if book is not None else source.book,
+        quality=quality,
     )
 
 
