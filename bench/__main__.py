@@ -5,7 +5,8 @@
     .venv/bin/python -m bench --only peers     # one section, merged into the existing JSON
 
 Sections: ``throughput`` (pipeline vs the rate limit), ``peers`` (cozepy loops), ``plot``
-(docs/bench-ratelimit.png), ``scale`` (CPU, RSS, chunker and join speed).
+(docs/bench-ratelimit.png), ``scale`` (CPU, RSS, chunker and join speed), ``finishing`` (a
+45-minute chapter at -18 LUFS to mp3 and m4b: the old two-pass path against today's).
 """
 
 from __future__ import annotations
@@ -19,14 +20,23 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import LATENCY_MODEL, ROOT, ServerKnobs, bench_server, line_texts, machine
+from bench.common import (
+    LATENCY_MODEL,
+    ROOT,
+    TEXTS,
+    ServerKnobs,
+    bench_server,
+    line_texts,
+    machine,
+)
+from bench.finishing import run_finishing
 from bench.peers import run_peer
 from bench.plot import plot_run
 from bench.report import render
 from bench.scale import book_rss, chunker_speed, cpu_per_thousand, join_speed
 from bench.throughput import concurrency_for, rate_job, run_rate
 
-SECTIONS = ("throughput", "peers", "plot", "scale")
+SECTIONS = ("throughput", "peers", "plot", "scale", "finishing")
 PEER_RATE = 20.0
 PLOT_NAME = "bench-ratelimit.png"
 
@@ -39,10 +49,11 @@ class Sizes:
     cpu_chunks: int
     book_characters: int
     join_parts: int  # 10-s parts per joined chapter
+    finishing_minutes: float = 45.0  # the chapter finished by the old and the new path
 
 
 FULL = Sizes(1000, (5.0, 20.0, 50.0), 150, 10_000, 1_000_000, 360)
-QUICK = Sizes(120, (5.0, 20.0, 50.0), 30, 1_000, 100_000, 60)
+QUICK = Sizes(120, (5.0, 20.0, 50.0), 30, 1_000, 100_000, 60, 3.0)
 
 
 def rate_sections(
@@ -135,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
             rate_sections(sizes, sections, work, out_dir, results)
         if "scale" in sections:
             results["scale"] = scale_section(sizes, work)
+        if "finishing" in sections:
+            print("bench: finishing: old and new path, CPU clock", file=sys.stderr, flush=True)
+            results["finishing"] = run_finishing(
+                sizes.finishing_minutes, 40, work / "finishing", TEXTS, clock="cpu", threads=True
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", "utf-8")

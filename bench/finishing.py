@@ -272,6 +272,63 @@ def time_threads(spec: ChapterSpec, work: Path) -> dict[str, float]:
 STAGES = ("decode", "measure", "gain+limit", "encode", "chapter", "m4b")
 
 
+def run_finishing(
+    minutes: float, count: int, work: Path, corpus: Path, *, clock: str, threads: bool
+) -> dict[str, Any]:
+    """Both paths on one chapter of ``minutes``, side by side; the summary ``make bench`` keeps."""
+    global _clock
+    _clock = CLOCKS[clock]
+    parts = make_parts(work / "parts", count, corpus)
+    spec = chapter_spec(parts, minutes, work / "chapter.mp3")
+    old = time_old(spec, work)
+    new = time_new(spec, work)
+    levels = {}
+    for name, result in (("old", old), ("new", new)):
+        levels[name] = {
+            "chapter": file_levels(result["chapter"]),
+            "m4b": file_levels(result["book"]),
+        }
+    audio_s = levels["new"]["chapter"]["seconds"]
+    summary: dict[str, Any] = {
+        "machine": machine(),
+        "minutes": minutes,
+        "parts": len(spec.parts),
+        "audio_s": audio_s,
+        "clock": clock,
+        "old": {k: round(v, 2) for k, v in old["stages"].items()},
+        "new": {k: round(v, 2) for k, v in new["stages"].items()},
+        "levels": levels,
+        "limited_share": new["limited_share"],
+    }
+    if threads:
+        summary["threads"] = time_threads(spec, work)
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    audio_s, old, new = summary["audio_s"], summary["old"], summary["new"]
+    m = summary["machine"]
+    print(
+        f"{m['cpu']}, nproc {m['nproc']}; chapter of {summary['minutes']:g} min, "
+        f"{summary['parts']} parts, mp3 at {TARGET:g} LUFS, then a one-chapter m4b; "
+        f"{summary['clock']} seconds"
+    )
+    print(f"{'stage':12} {'old s':>8} {'old x':>7} {'new s':>8} {'new x':>7} {'ratio':>7}")
+    for stage in STAGES:
+        o, n = max(old[stage], 1e-3), max(new[stage], 1e-3)
+        print(f"{stage:12} {o:8.2f} {audio_s / o:7.0f} {n:8.2f} {audio_s / n:7.0f} {o / n:7.1f}")
+    for name in ("old", "new"):
+        levels = summary["levels"][name]
+        print(f"{name}: chapter {levels['chapter']}, m4b {levels['m4b']}")
+    print(f"new: the limiter turned down {summary['limited_share']:.2%} of the samples")
+    if "threads" in summary:
+        t = summary["threads"]
+        print(
+            f"two chapters: {t['serial_s']} s one after the other, {t['threads_s']} s in two "
+            f"threads: {t['speedup']:.2f}x"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=45.0)
@@ -289,48 +346,11 @@ def main() -> None:
     )
     parser.add_argument("--threads", action="store_true", help="also time 2 chapters in 2 threads")
     args = parser.parse_args()
-    global _clock
-    _clock = CLOCKS[args.clock]
     minutes, count = (3.0, 12) if args.quick else (args.minutes, args.parts)
-    work = Path(args.dir)
-    parts = make_parts(work / "parts", count, args.corpus)
-    spec = chapter_spec(parts, minutes, work / "chapter.mp3")
-    old = time_old(spec, work)
-    new = time_new(spec, work)
-    levels = {}
-    for name, result in (("old", old), ("new", new)):
-        levels[name] = {
-            "chapter": file_levels(result["chapter"]),
-            "m4b": file_levels(result["book"]),
-        }
-    audio_s = levels["new"]["chapter"]["seconds"]
-    print(
-        f"{machine()['cpu']}, nproc {machine()['nproc']}; chapter of {minutes:g} min, "
-        f"{len(spec.parts)} parts, mp3 at {TARGET:g} LUFS, then a one-chapter m4b; "
-        f"{args.clock} seconds"
+    summary = run_finishing(
+        minutes, count, Path(args.dir), args.corpus, clock=args.clock, threads=args.threads
     )
-    print(f"{'stage':12} {'old s':>8} {'old x':>7} {'new s':>8} {'new x':>7} {'ratio':>7}")
-    for stage in STAGES:
-        o, n = old["stages"][stage], new["stages"][stage]
-        print(f"{stage:12} {o:8.2f} {audio_s / o:7.0f} {n:8.2f} {audio_s / n:7.0f} {o / n:7.1f}")
-    for name in ("old", "new"):
-        print(f"{name}: chapter {levels[name]['chapter']}, m4b {levels[name]['m4b']}")
-    print(f"new: the limiter turned down {new['limited_share']:.2%} of the samples")
-    summary: dict[str, Any] = {
-        "machine": machine(),
-        "minutes": minutes,
-        "clock": args.clock,
-        "old": {k: round(v, 2) for k, v in old["stages"].items()},
-        "new": {k: round(v, 2) for k, v in new["stages"].items()},
-        "levels": levels,
-    }
-    if args.threads:
-        summary["threads"] = time_threads(spec, work)
-        t = summary["threads"]
-        print(
-            f"two chapters: {t['serial_s']} s one after the other, {t['threads_s']} s in two "
-            f"threads: {t['speedup']:.2f}x"
-        )
+    print_summary(summary)
     print(json.dumps(summary))
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import markdown_table
+from bench.report_finishing import finishing_section, finishing_target
 
 # Issue 18's targets.
 KNOWN_TARGET = 0.97
@@ -106,6 +107,7 @@ def _targets(results: dict[str, Any]) -> list[Target]:
             f"peak RSS < {RSS_TARGET_MB:g} MB, {book['characters']:,}-character book",
             f"{book['peak_rss_mb']:.0f} MB", ok, "",
         ))  # fmt: skip
+    targets += finishing_target(results)
     return targets
 
 
@@ -299,6 +301,7 @@ SECTIONS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("peers", _peers),
     ("scale", _scale),
     ("plot", _plot),
+    ("finishing", finishing_section),
 )
 
 FIX_TEXT = """### What was fixed, and what is left

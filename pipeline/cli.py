@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline import cli_finish
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
 from pipeline.cli_books import cmd_import, local_voice_languages, print_skipped
@@ -163,7 +164,7 @@ def _run_config(args: argparse.Namespace, job: Job, target: Target) -> RunConfig
         rate=RateLimit(qps=merged.qps, burst=args.burst or DEFAULT_BURST),
         concurrency=merged.concurrency,
         retry=RetryPolicy(retries=merged.retries),
-        output=_output_options(job.output, job),
+        output=cli_finish.run_output(args, job),
         handle_signals=True,
         budget_characters=args.budget_characters,
         report_extra=tuple(extra.items()),
@@ -224,6 +225,8 @@ def _load(args: argparse.Namespace, env: Environment) -> Job:
 
 def cmd_validate(args: argparse.Namespace, env: Environment) -> int:
     job = _load(args, env)
+    if args.online:
+        cli_finish.check_voices(job, _target(args, env, job, require_token=False), args.timeout)
     lines = sum(len(c.lines) for c in job.chapters)
     say(f"{args.source}: ok: {len(job.chapters)} chapters, {lines} lines", file=sys.stdout)
     return 0
@@ -241,6 +244,7 @@ def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
         print(json_for_terminal(api.plan_json(plan, qps, found)))
     else:
         print_plan(plan, qps, found)
+        cli_finish.print_finishing(plan, job)
         print_skipped(job)
     return 0
 
@@ -277,6 +281,7 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
     job = _load(args, env)
     target = _target(args, env, job)
     _ci_reports(args, env).check()
+    cli_finish.check_voices(job, target, args.timeout)  # issue 14: before the first paid request
     plan = _plan(args, job)
     config = _run_config(args, job, target)
     found = api.lookup(plan, config.cache_dir, target)
@@ -342,11 +347,13 @@ def _finish_run(
             e = chapter.error
             logid = f", logid {e.logid}" if e.logid else ""
             say(
-                f"tts-pipeline: chapter {chapter.id} failed at line {e.line}: code {e.code}: "
+                f"tts-pipeline: chapter {chapter.id} failed at line {e.line}"
+                f"{f' ({e.file_line})' if e.file_line else ''}: code {e.code}: "
                 f"{e.message}{logid}",
                 Redactor(target.token),
             )
     where = f", report in {out_dir / 'report.json'}" if report_written else ""
+    cli_finish.say_totals(report.totals)
     say(f"{report.status}: audio in {out_dir}/{where}")
     return report.exit_code
 
@@ -441,6 +448,7 @@ COMMANDS = {
     "serve-local": cmd_serve_local,
     "import": cmd_import,
     "check": cmd_check,
+    "book": cli_finish.cmd_book,
 }
 
 

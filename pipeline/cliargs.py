@@ -220,6 +220,12 @@ def build_parser(clean: Callable[[str], str] | None = None) -> argparse.Argument
     validate = sub.add_parser("validate", help="check SOURCE and every file it names")
     validate.add_argument("source", type=Path, metavar="SOURCE")
     validate.add_argument("--voice", help="voice_id for every line that sets none")
+    validate.add_argument(
+        "--online",
+        action="store_true",
+        help="also check every voice_id and emotion against the host's voice list (free)",
+    )
+    _add_backend_options(validate)
 
     _add_say(sub)
     _add_other_commands(sub)
@@ -252,6 +258,12 @@ def _add_other_commands(sub: Any) -> None:
     voices = sub.add_parser("voices", help="the voice list of the configured host")
     voices.add_argument("--json", action="store_true")
     _add_backend_options(voices)
+
+    book = sub.add_parser("book", help="the job's output.book from the chapter files of shards")
+    book.add_argument("source", type=Path, metavar="SOURCE")
+    book.add_argument("--format", choices=FORMATS, help="response_format, as the runs had it")
+    book.add_argument("--voice", help="voice_id, as the runs had it")
+    _add_cache_options(book)
 
     merge = sub.add_parser("merge-reports", help="join the report.json files of shards")
     merge.add_argument("reports", type=Path, nargs="+", metavar="REPORT")

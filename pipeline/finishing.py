@@ -1,27 +1,92 @@
 """Finishing: a chapter's chunk files -> its chapter file (and subtitles); the chapters -> a book.
 
 The runner calls these when a chapter's last chunk is in (``assemble``) and once at the end
-(``build_book``); the CPU-heavy work runs in a worker thread so that synthesis goes on.
+(``write_book``). The CPU-heavy work runs in worker threads, as many at once as there are
+cores, so that synthesis goes on and chapters finish in parallel. A chapter (or book) whose
+inputs hash to the fingerprint recorded beside its intact file is not built again. A stop
+(Ctrl-C, SIGTERM) sets the context's ``cancel`` event: the threads see it within half a
+second and leave no file behind, and the chapter stays pending.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
-from pipeline.audio import ChapterSpec, Part  # the model only: PyAV loads on first use
+from pipeline.audio import (
+    BookInfo,
+    ChapterSpec,
+    FinishCancelled,
+    Part,
+    assemble_chapter,
+    build_book,
+)
+from pipeline.audio.fingerprint import (
+    book_fingerprint,
+    chapter_fingerprint,
+    forget_output,
+    is_up_to_date,
+    record_output,
+    recorded_duration,
+)
 from pipeline.dubbing.model import DubOutcome, DubSpec, dub_lines, is_timed
 from pipeline.errors import CODE_ASSEMBLY, PipelineError
+from pipeline.fileio import atomic_write_bytes
 from pipeline.formats import FILE_EXTENSIONS
-from pipeline.planning import ChapterPlan
+from pipeline.manifest.model import BookMeta, OutputSettings
+from pipeline.planning import ChapterPlan, Plan
 from pipeline.progress import ChapterEvent, Progress
 from pipeline.report import ChapterError
 
 if TYPE_CHECKING:
     from pipeline.runner import OutputOptions
+
+# A finishing progress event per chapter at most this often: enough for a bar and an ETA.
+_PROGRESS_EVERY_S = 1.0
+
+
+@runtime_checkable
+class FinishingProgress(Protocol):
+    """A Progress that also shows the finishing phase (audio seconds done per chapter)."""
+
+    def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class FinishContext:
+    """What every chapter's finishing shares: options, where, progress, slots, the stop."""
+
+    output: OutputOptions
+    out_dir: Path
+    progress: Progress
+    cancel: threading.Event
+    slots: anyio.CapacityLimiter  # one per core: finishing is CPU-bound
+
+
+def finish_context(output: OutputOptions, out_dir: Path, progress: Progress) -> FinishContext:
+    """A run's finishing context: one slot per core, a stop event not yet set."""
+    slots = anyio.CapacityLimiter(os.cpu_count() or 1)
+    return FinishContext(output, out_dir, progress, threading.Event(), slots)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A chapter file on disk, built now or kept from an earlier run (``reused``)."""
+
+    path: Path
+    duration_s: float
+    subtitle_paths: tuple[Path, ...]
+    fingerprint: str | None
+    reused: bool
 
 
 @dataclass
@@ -36,6 +101,9 @@ class ChapterState:
     output: Path | None = None
     duration_s: float | None = None
     subtitles: list[str] = field(default_factory=list)
+    keys: tuple[str, ...] = ()  # the chunks' cache keys: they stand for the audio
+    fingerprint: str | None = None  # of the written chapter: the book's input
+    reused: bool = False  # the file of an earlier run was up to date
     dubbing: dict[str, Any] | None = None  # timed track, clips, fit: report.json's dubbing
     refits: dict[str, float] = field(default_factory=dict)  # line id -> speed asked again
 
@@ -76,25 +144,85 @@ def chapter_spec(state: ChapterState, output: OutputOptions, out_dir: Path) -> C
         album=output.album,
         track=state.index + 1,
         subtitles=output.subtitles,
+        book=output.book_info,
     )
 
 
-async def assemble(
-    state: ChapterState, output: OutputOptions, out_dir: Path
-) -> ChapterError | None:
-    """Write ``state``'s chapter file and note it in ``state``; the error if it cannot be."""
-    if is_timed(state.plan) or output.clips:
-        return await assemble_dubbed(state, output, out_dir)
-    from pipeline.audio import assemble_chapter
+def finish_chapter(
+    spec: ChapterSpec,
+    keys: tuple[str, ...],
+    *,
+    progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Finished:
+    """``spec``'s files, built unless the recorded ones are up to date; blocking."""
+    fingerprint = chapter_fingerprint(spec, keys) if len(keys) == len(spec.parts) else None
+    subtitle_paths = tuple(spec.out_path.with_suffix(f".{kind}") for kind in spec.subtitles)
+    if fingerprint is not None and is_up_to_date(spec.out_path, fingerprint, subtitle_paths):
+        duration = recorded_duration(spec.out_path)
+        if duration is not None:
+            return Finished(spec.out_path, duration, subtitle_paths, fingerprint, reused=True)
+    # The record goes first: a rebuild that fails or is stopped is never taken as done.
+    forget_output(spec.out_path)
+    result = assemble_chapter(spec, progress=progress, cancel=cancel)
+    if fingerprint is not None:
+        record_output(
+            result.path, fingerprint, result.subtitle_paths, duration_s=result.duration_s
+        )
+    return Finished(result.path, result.duration_s, result.subtitle_paths, fingerprint, False)
 
-    spec = chapter_spec(state, output, out_dir)
-    try:
-        result = await anyio.to_thread.run_sync(assemble_chapter, spec)
-    except (PipelineError, OSError) as e:
-        return ChapterError(CODE_ASSEMBLY, str(e), None, None)
+
+def _reporter(progress: Progress, chapter_id: str) -> Callable[[float], None] | None:
+    """A callback for the finishing thread that shows its progress from the event loop."""
+    if not isinstance(progress, FinishingProgress):
+        return None
+    shown = progress
+    last = [0.0]
+
+    def report(audio_s: float) -> None:
+        now = time.monotonic()
+        if now - last[0] < _PROGRESS_EVERY_S:
+            return
+        last[0] = now
+        anyio.from_thread.run_sync(
+            partial(shown.finishing, chapter_id=chapter_id, audio_s=audio_s, done=False)
+        )
+
+    return report
+
+
+async def assemble(state: ChapterState, ctx: FinishContext) -> ChapterError | None:
+    """Write ``state``'s chapter file and note it in ``state``; the error if it cannot be.
+
+    A stop leaves ``state.output`` None and returns None: the chapter is still pending.
+    """
+    if is_timed(state.plan) or ctx.output.clips:
+        return await assemble_dubbed(state, ctx.output, ctx.out_dir)
+    spec = chapter_spec(state, ctx.output, ctx.out_dir)
+    chapter_id = state.plan.chapter.id
+    async with ctx.slots:
+        if ctx.cancel.is_set():
+            return None
+        work = partial(
+            finish_chapter,
+            spec,
+            state.keys,
+            progress=_reporter(ctx.progress, chapter_id),
+            cancel=ctx.cancel,
+        )
+        try:
+            result = await anyio.to_thread.run_sync(work)
+        except FinishCancelled:
+            return None
+        except (PipelineError, OSError) as e:
+            return ChapterError(CODE_ASSEMBLY, str(e), None, None)
     state.output = result.path
     state.duration_s = result.duration_s
     state.subtitles = [p.name for p in result.subtitle_paths]
+    state.fingerprint = result.fingerprint
+    state.reused = result.reused
+    if isinstance(ctx.progress, FinishingProgress):
+        ctx.progress.finishing(chapter_id=chapter_id, audio_s=result.duration_s, done=True)
     return None
 
 
@@ -119,8 +247,6 @@ async def assemble_dubbed(
     state: ChapterState, output: OutputOptions, out_dir: Path
 ) -> ChapterError | None:
     """A timed chapter as a track of lines at their cue times; the clips of any chapter."""
-    from pipeline.audio import assemble_chapter
-
     timed = is_timed(state.plan)
     if not timed:  # joined as usual, the clips beside it
         spec = chapter_spec(state, output, out_dir)
@@ -176,36 +302,113 @@ def chapter_written(state: ChapterState) -> ChapterEvent:
     return ChapterEvent(state.plan.chapter.id, "ok", state.output.name, state.duration_s, None)
 
 
-async def write_book(
-    states: list[ChapterState], output: OutputOptions, out_dir: Path, progress: Progress
-) -> str | None:
+def _build(
+    chapters: list[tuple[Path, str]],
+    path: Path,
+    fingerprint: str | None,
+    ctx: FinishContext,
+    pcm_sample_rate: int,
+) -> bool:
+    """Build the book at ``path`` unless it is up to date; True when it was built."""
+    if fingerprint is not None and is_up_to_date(path, fingerprint):
+        return False
+    forget_output(path)
+    build_book(
+        chapters,
+        path,
+        title=ctx.output.album,
+        artist=ctx.output.artist,
+        pcm_sample_rate=pcm_sample_rate,
+        info=ctx.output.book_info,
+        cancel=ctx.cancel,
+    )
+    if fingerprint is not None:
+        record_output(path, fingerprint)
+    return True
+
+
+async def write_book(states: list[ChapterState], ctx: FinishContext) -> str | None:
     """The ``output.book`` file of every chapter; its name, or None when not written."""
-    name = output.book
+    name = ctx.output.book
+    progress = ctx.progress
     if name is None:
         return None
     if any(s.output is None for s in states):
         progress.message(f"{name} not written: not every chapter was written")
         return None
-    chapters = [
-        (s.output, s.plan.chapter.title or s.plan.chapter.id)
-        for s in states
-        if s.output is not None
-    ]
-    path = out_dir / name
-    from pipeline.audio import build_book
-
+    titles = [s.plan.chapter.title or s.plan.chapter.id for s in states]
+    chapters = [(s.output, t) for s, t in zip(states, titles, strict=True) if s.output]
+    path = ctx.out_dir / name
+    fingerprint = None
+    if all(s.fingerprint is not None for s in states):
+        fps = [(s.fingerprint or "", t) for s, t in zip(states, titles, strict=True)]
+        fingerprint = book_fingerprint(fps, path, ctx.output.book_info)
+    rate = states[0].plan.sample_rate
     try:
-        await anyio.to_thread.run_sync(
-            lambda: build_book(
-                chapters,
-                path,
-                title=output.album,
-                artist=output.artist,
-                pcm_sample_rate=states[0].plan.sample_rate,
-            )
-        )
+        built = await anyio.to_thread.run_sync(_build, chapters, path, fingerprint, ctx, rate)
+    except FinishCancelled:
+        progress.message(f"{name} not written: stopped")
+        return None
     except (PipelineError, OSError) as e:
         progress.message(f"{name} not written: {e}")
         return None
-    progress.message(f"book written: {path}")
+    progress.message(f"book {'written' if built else 'up to date'}: {path}")
     return path.name
+
+
+def book_info_of(meta: BookMeta | None, cover_dir: Path) -> BookInfo | None:
+    """The job's ``book:`` metadata as the tags' BookInfo; a cover is written to ``cover_dir``.
+
+    The cover file is named by its content, so a re-run finds the same file (and fingerprint).
+    """
+    if meta is None:
+        return None
+    cover = None
+    if meta.cover is not None:
+        suffix = ".png" if meta.cover.media_type == "image/png" else ".jpg"
+        cover = cover_dir / f"cover-{hashlib.sha256(meta.cover.data).hexdigest()[:16]}{suffix}"
+        if not cover.is_file():
+            cover_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(cover, meta.cover.data)
+    return BookInfo(
+        title=meta.title,
+        author=meta.author,
+        narrator=meta.narrator,
+        year=None if meta.year is None else str(meta.year),
+        description=meta.description,
+        language=meta.language,
+        cover=cover,
+    )
+
+
+# What `plan` assumes for the finishing phase (bench/finishing.py measures it): the audio's
+# length from its text, and real-time factors of one core.
+_CJK_CHARS_PER_S = 4.5  # Mandarin read aloud: about 270 characters a minute
+_OTHER_CHARS_PER_S = 14.0  # English read aloud: about 150 words a minute
+_DECODING_X = 40.0  # decode, loudness, limiter, encode (mp3 at -18 LUFS)
+_JOINING_X = 2000.0  # the lossless join: file copies and headers
+_BOOK_X = 60.0  # the m4b: decode the chapters, encode AAC once
+
+
+def estimate_finishing(
+    plan: Plan, output: OutputSettings, cores: int
+) -> tuple[float, float]:
+    """(seconds of audio, seconds of finishing) that a run of ``plan`` would make.
+
+    A rough guide: the audio's length is read from the characters, and chapters finish in
+    parallel on ``cores`` with no better balance than the longest chapter allows.
+    """
+    per_chapter = []
+    for chapter in plan.chapters:
+        seconds = 0.0
+        for chunk in chapter.chunks:
+            cjk = sum(1 for ch in chunk.text if "\u3000" <= ch <= "\u9fff")
+            seconds += cjk / _CJK_CHARS_PER_S + (len(chunk.text) - cjk) / _OTHER_CHARS_PER_S
+            seconds += chunk.pause_after_ms / 1000
+        per_chapter.append(seconds)
+    audio_s = sum(per_chapter)
+    decoding = output.loudness_lufs is not None or output.format is not None
+    factor = _DECODING_X if decoding else _JOINING_X
+    chapters_s = max(audio_s / max(cores, 1), max(per_chapter, default=0.0)) / factor
+    book_s = audio_s / _BOOK_X if output.book else 0.0
+    return audio_s, chapters_s + book_s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,21 @@ def error_of(error: ApiError, line: str | None) -> ChapterError:
     return ChapterError(error.code, error.message, error.logid, line)
 
 
+def locate(error: ChapterError, state: ChapterState) -> ChapterError:
+    """``error`` with the FILE:LINE of its line in the job's sources, when it names one."""
+    if error.line is None or error.file_line is not None:
+        return error
+    for line in state.plan.chapter.lines:
+        if line.id == error.line:
+            where = line.file if line.lineno is None else f"{line.file}:{line.lineno}"
+            return replace(error, file_line=where)
+    return error
+
+
 def describe(error: ChapterError) -> str:
     where = f" at line {error.line}" if error.line else ""
+    if error.file_line:
+        where += f" ({error.file_line})"
     logid = f" (logid {error.logid})" if error.logid else ""
     return f"code {error.code}{where}: {error.message}{logid}"
 
@@ -26,7 +40,9 @@ def chapter_report(
     state: ChapterState, quality_flags: list[dict[str, Any]] | None = None
 ) -> ChapterReport:
     chapter = state.plan.chapter
-    if state.output is not None:
+    # "ok" only for a file that is there: the report must match the disk.
+    output = state.output if state.output is not None and state.output.is_file() else None
+    if output is not None:
         status = "ok"
     elif state.error is not None:
         status = "failed"
@@ -36,21 +52,24 @@ def chapter_report(
         id=chapter.id,
         title=chapter.title,
         status=status,
-        output=None if state.output is None else state.output.name,
-        duration_s=state.duration_s,
+        output=None if output is None else output.name,
+        duration_s=None if output is None else state.duration_s,
         lines=len(chapter.lines),
         chunks=len(state.plan.chunks),
-        error=state.error,
-        subtitles=state.subtitles,
+        error=None if state.error is None else locate(state.error, state),  # FILE:LINE
+        subtitles=state.subtitles if output is not None else [],
         dubbing=state.dubbing,
         quality_flags=quality_flags or [],
     )
 
 
-def run_status(chapters: list[ChapterReport], *, fatal: bool, interrupted: bool) -> str:
+def run_status(
+    chapters: list[ChapterReport], *, fatal: bool, interrupted: bool, book_stopped: bool = False
+) -> str:
+    """``book_stopped``: the job's book was not written because the run was stopped."""
     if fatal:
         return "aborted"
-    if interrupted and any(c.status == "pending" for c in chapters):
+    if interrupted and (book_stopped or any(c.status == "pending" for c in chapters)):
         return "interrupted"
     ok = sum(c.status == "ok" for c in chapters)
     if ok == len(chapters):

@@ -112,6 +112,14 @@ class PlainProgress:
             f"line {flag['line']}); the best of {flag['requests']} answers was kept"
         )
 
+    def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
+        """A chapter's finishing: audio seconds done (a line every ``every_s`` at most)."""
+        now = time.monotonic()
+        # The chapter line says when it is done: only the work in between is shown here.
+        if not done and now - self._last >= self._every_s:
+            self._last = now
+            self._print(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
+
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._print(f"{status}: {self._done}/{self._total} chunks in {elapsed_s:.1f} s")
 
@@ -144,6 +152,13 @@ class BarProgress(PlainProgress):
             rate = self._chars / max(time.monotonic() - self._started, 1e-9)
             self._bar.set_postfix_str(f"{rate:.0f} chars/s", refresh=False)
             self._bar.update(1)
+
+    def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
+        if self._bar is None:
+            super().finishing(chapter_id=chapter_id, audio_s=audio_s, done=done)
+            return
+        if not done:
+            self._bar.set_postfix_str(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         if self._bar is not None:
@@ -187,6 +202,9 @@ class JsonlProgress:
 
     def quality_flag(self, flag: dict[str, Any]) -> None:
         self._emit("quality_flag", **flag)
+
+    def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
+        self._emit("finishing", chapter=chapter_id, audio_s=round(audio_s, 1), done=done)
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._emit("finish", status=status, elapsed_s=round(elapsed_s, 3))

@@ -35,6 +35,7 @@ class ChapterError:
     message: str
     logid: str | None
     line: str | None
+    file_line: str | None = None  # FILE:LINE of that line in the job's source files
 
 
 @dataclass
@@ -112,7 +113,12 @@ def _totals_json(t: Totals) -> dict[str, Any]:
 
 
 def _error_json(e: ChapterError) -> dict[str, Any]:
-    return {"code": e.code, "message": e.message, "logid": e.logid, "line": e.line}
+    out: dict[str, Any] = {
+        "code": e.code, "message": e.message, "logid": e.logid, "line": e.line
+    }
+    if e.file_line is not None:
+        out["file_line"] = e.file_line
+    return out
 
 
 def _chapter_json(c: ChapterReport) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from pipeline.aio import until_interrupted
+from pipeline.audio.model import BookInfo  # the model only: PyAV loads on first use
 from pipeline.backend import Backend
 from pipeline.backoff import full_jitter
 from pipeline.budget import BudgetMeter
@@ -47,6 +48,7 @@ from pipeline.finishing import (
     ChapterState,
     assemble,
     chapter_written,
+    finish_context,
     output_extension,
     output_name,
     write_book,
@@ -102,6 +104,7 @@ class OutputOptions:
     book: str | None = None
     album: str | None = None
     artist: str | None = None
+    book_info: BookInfo | None = None  # the book's tags: title, author, cover...
     clips: bool = False  # every line as its own file in <out>/<chapter id>/ (dubbing)
     fit_strict: bool = False  # a line that still overflows its cue fails its chapter
 
@@ -186,6 +189,7 @@ class Runner:
         self._budget = BudgetMeter(config.budget_characters)
         self._previous_outputs: dict[str, str] = {}
         self._keeper = Gatekeeper(config.quality, plan, self._cache, self._progress, self._states)
+        self._finish = finish_context(config.output, config.out_dir, self._progress)  # issue 14
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -217,14 +221,15 @@ class Runner:
                 outer.start_soon(self._watch_signals)
             try:
                 await self._work(todo)
+                if self._fatal is None and not self._interrupted:
+                    self._book = await write_book(self._states, self._finish)
             finally:
                 outer.cancel_scope.cancel()
-        if self._fatal is None and not self._interrupted:
-            await self._build_book()
 
     def _lookup_cache(self) -> list[Want]:
         found = self._lookup or lookup_cache(self._plan, self._cache, self._config.host_id)
         for ci, state in enumerate(self._states):
+            state.keys = found.keys[ci]
             for k, path in enumerate(found.paths[ci]):
                 if path is not None:
                     state.parts[k] = path
@@ -400,23 +405,19 @@ class Runner:
             return await store_answer(self._cache, item.key, answer.audio, chunk.params, verify)
 
     async def _assembler(self, done: ObjectReceiveStream[int]) -> None:
-        async with done:
+        async with done, anyio.create_task_group() as tg:
             async for ci in done:
-                await self._assemble(self._states[ci])
+                tg.start_soon(self._assemble, self._states[ci])
 
     async def _assemble(self, state: ChapterState) -> None:
         await refit_chapter(state, RunnerAsk(self, state))  # dubbing: fit speed (dubbing/fit.py)
-        error = await assemble(state, self._config.output, self._config.out_dir)
-        if error is not None:
+        if (error := await assemble(state, self._finish)) is not None:
             self._fail_chapter(state, error)
-            return
+        if state.output is None:
+            return  # failed, or stopped (then still pending)
         assert state.duration_s is not None
         self._totals.audio_seconds += state.duration_s
         self._progress.chapter_done(chapter_written(state))
-
-    async def _build_book(self) -> None:
-        out_dir = self._config.out_dir
-        self._book = await write_book(self._states, self._config.output, out_dir, self._progress)
 
     async def _watch_signals(self) -> None:
         await until_interrupted(self._config.interrupt_grace_s, self._interrupt)
@@ -424,6 +425,7 @@ class Runner:
             self._work_scope.cancel()
 
     def _interrupt(self) -> bool:
+        self._finish.cancel.set()  # finishing is not paid for: stop it at once
         if self._stopping:
             return False  # a second Ctrl-C, or one while a fatal answer stops the run: now
         self._stopping = self._interrupted = True
@@ -435,8 +437,9 @@ class Runner:
 
     def _report(self, started: datetime) -> RunReport:
         chapters = [chapter_report(s, self._keeper.chapter_flags(s.index)) for s in self._states]
-        status = run_status(chapters, fatal=self._fatal is not None, interrupted=self._interrupted)
-        fatal = self._fatal
+        fatal, no_book = self._fatal, self._config.output.book is not None and self._book is None
+        status = run_status(chapters, fatal=fatal is not None, interrupted=self._interrupted,
+                            book_stopped=no_book)
         report = RunReport(
             status=status,
             started_at=started,

@@ -99,7 +99,7 @@ def test_a_refused_token_stops_with_exit_3_and_says_which_host(
     assert server.stats.requests <= 4  # the first refusal stopped everything
 
 
-def test_a_rejected_chapter_exits_1_and_names_the_line(
+def test_an_unknown_voice_exits_2_naming_the_file_line_before_sending(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
     server = make_server()
@@ -109,11 +109,15 @@ def test_a_rejected_chapter_exits_1_and_names_the_line(
         chapter_fields={"bad": {"voice_id": "no-such-voice"}},
     )
     out = tmp_path / "out"
+    # Issue 14: the voice list is checked first, so an unknown voice is refused (exit 2, with
+    # FILE:LINE) before anything is sent; the refusal at run time is in test_finishing_phase.
     result = run_cli("run", job, "-o", out, "--base-url", server.base_url, env=coze_env())
-    assert result.returncode == 1
-    assert "chapter bad failed at line 1: code 4200" in result.stderr
-    assert (out / "good.wav").is_file()
-    assert read_report(out)["status"] == "partial"
+    assert result.returncode == 2
+    assert f"{job}:" in result.stderr and "'no-such-voice' is not in the host's voice list" in (
+        result.stderr
+    )
+    assert server.stats.audio_answers == 0
+    assert not (out / "good.wav").exists()
 
 
 def test_a_finished_job_run_again_sends_nothing(make_server: MakeServer, tmp_path: Path) -> None:

@@ -125,11 +125,31 @@ def sidecar_path(output: Path) -> Path:
     return output.with_name(f".{output.name}.finish.json")
 
 
-def record_output(output: Path, fingerprint: str, companions: Sequence[Path] = ()) -> None:
-    """Record ``output`` (and its subtitle files) as built from ``fingerprint``."""
+def record_output(
+    output: Path,
+    fingerprint: str,
+    companions: Sequence[Path] = (),
+    *,
+    duration_s: float | None = None,
+) -> None:
+    """Record ``output`` (and its subtitle files) as built from ``fingerprint``.
+
+    ``duration_s`` is kept so that a skipped chapter still reports its length.
+    """
     files = [FileState.of(p) for p in (output, *companions)]
-    record = {"fingerprint": fingerprint, "files": [asdict(f) for f in files]}
+    record: dict[str, Any] = {"fingerprint": fingerprint, "files": [asdict(f) for f in files]}
+    if duration_s is not None:
+        record["duration_s"] = duration_s
     atomic_write_text(sidecar_path(output), json.dumps(record, indent=1) + "\n")
+
+
+def recorded_duration(output: Path) -> float | None:
+    """The ``duration_s`` recorded for ``output``, None when there is none."""
+    try:
+        value = json.loads(sidecar_path(output).read_text(encoding="utf-8")).get("duration_s")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def is_up_to_date(

@@ -1,0 +1,35 @@
+"""The finishing section of benchmarks.md: the table and the 150x target line."""
+
+from __future__ import annotations
+
+from bench.report_finishing import FINISHING_TARGET_X, finishing_section, finishing_target
+
+STAGES = ("decode", "measure", "gain+limit", "encode", "chapter", "m4b")
+
+
+def _summary(new_chapter_s: float) -> dict[str, object]:
+    old = dict.fromkeys(STAGES, 60.0)
+    new = dict.fromkeys(STAGES, 10.0) | {"chapter": new_chapter_s}
+    level = {"seconds": 600.0, "lufs": -18.0, "dbtp": -1.6}
+    return {
+        "minutes": 10.0, "parts": 100, "audio_s": 600.0, "clock": "cpu", "old": old, "new": new,
+        "levels": {name: {"chapter": level, "m4b": level} for name in ("old", "new")},
+        "threads": {"serial_s": 40.0, "threads_s": 25.0, "speedup": 1.6},
+    }
+
+
+def test_the_target_is_met_only_at_150x_real_time() -> None:
+    fast = finishing_target({"finishing": _summary(600.0 / FINISHING_TARGET_X)})
+    slow = finishing_target({"finishing": _summary(20.0)})
+    assert fast[0][2] is True and fast[0][1].startswith("150x")
+    assert slow[0][2] is False and slow[0][1].startswith("30x") and slow[0][3]
+    assert finishing_target({}) == []
+
+
+def test_the_section_shows_both_paths_side_by_side() -> None:
+    text = finishing_section({"finishing": _summary(20.0)})
+    assert "## Finishing" in text
+    row = next(line for line in text.splitlines() if line.startswith("| chapter"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells == ["chapter", "60.0", "10", "20.0", "30", "3"]
+    assert "1.60x" in text
