@@ -74,10 +74,7 @@ def plan(job: Job, max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES) -> Plan:
     """The chunks a run of ``job`` would send; ``ConfigError`` for an impossible chunk size."""
     from pipeline.planning import plan_job
 
-    try:
-        return plan_job(job, max_chunk_bytes)
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
+    return plan_job(job, max_chunk_bytes)
 
 
 def lookup(found_plan: Plan, cache_dir: Path, target: Target) -> CacheLookup:

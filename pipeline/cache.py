@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from pipeline.cachefs import (
     AUDIO_STEM,
@@ -70,6 +69,7 @@ from pipeline.cachefs import (
 from pipeline.errors import ConfigError, StorageError
 from pipeline.fileio import explain, storage_error
 from pipeline.locks import LOCK_NAME, KeyClaim, OutputLock
+from pipeline.settings import LOCAL_SCHEME, host_id
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,6 @@ CACHE_SCHEMA = "tts-pipeline-chunk/1"
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"[a-z0-9]{1,10}")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # What a rename onto an entry's path meets when something is there, or its shard is gone.
 _IN_THE_WAY = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR, errno.ENOENT)
 DEFAULT_SYNC_INTERVAL_S = 1.0
@@ -188,7 +187,7 @@ class ChunkCache:
         """
         entry = self.path_for(key)
         if not _EXT.fullmatch(ext):
-            raise ValueError(f"not a file extension: {ext!r}")
+            raise ConfigError(f"not a file extension: {ext!r}")
         self._clean_once()
         try:
             return self._put(key, entry, audio, ext)
@@ -349,18 +348,11 @@ def _close(syncer: SyncBatcher, stagings: list[Staging]) -> None:
 
 
 def canonical_host(base_url: str) -> str:
-    """``scheme://host[:port]`` in lower case; user info, path, query and fragment dropped."""
-    parts = urlsplit(base_url.strip())
-    if not parts.scheme or not parts.hostname:
-        raise ValueError("the cache key needs the API base URL, such as https://api.coze.cn")
-    scheme = parts.scheme.lower()
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    if port is None or port == _DEFAULT_PORTS.get(scheme):
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
+    """The host of a cache key: ``settings.host_id`` of a base URL, or a local server's id
+    (``local://ENGINE``) as it is."""
+    if base_url.startswith(f"{LOCAL_SCHEME}://"):
+        return base_url
+    return host_id(base_url)
 
 
 def _canonical_value(value: Any) -> Any:
@@ -371,7 +363,7 @@ def _canonical_value(value: Any) -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"a request body cannot hold {value!r}")
+            raise ConfigError(f"a request body cannot hold {value!r}")
         return int(value) if value.is_integer() else value
     if isinstance(value, Mapping):
         return {_mapping_key(k): _canonical_value(v) for k, v in value.items()}
@@ -389,7 +381,7 @@ def _mapping_key(key: object) -> str:
 def _check_key(key: str) -> None:
     # Keys become path names: only ever what key() makes.
     if not _KEY.fullmatch(key):
-        raise ValueError(f"not a cache key: {key!r}")
+        raise ConfigError(f"not a cache key: {key!r}")
 
 
 __all__ = [

@@ -31,6 +31,7 @@ from pipeline.audio.avutil import av_errors
 from pipeline.audio.model import AudioError
 from pipeline.audio.process import decode_blocks, open_part
 from pipeline.errors import ConfigError
+from pipeline.formats import AUDIO_FILE_FORMATS
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.gate import QualityGate, Verdict
 from pipeline.quality.measures import Measures, measure
@@ -38,16 +39,7 @@ from pipeline.report import REPORT_NAME
 from pipeline.speech import DEFAULT_SAMPLE_RATE
 
 WINDOW_S = 30.0
-AUDIO_SUFFIXES = {
-    ".mp3": "mp3",
-    ".opus": "ogg_opus",
-    ".ogg": "ogg_opus",
-    ".flac": "flac",
-    ".m4a": "m4a",
-    ".m4b": "m4a",
-    ".wav": "wav",
-    ".pcm": "pcm",
-}
+AUDIO_SUFFIXES = AUDIO_FILE_FORMATS
 CLIPS_CSV = "clips.csv"
 # Rules that mean nothing for a window cut at an arbitrary point.
 _WINDOW_IGNORES = frozenset({"edge_silence", "duration_short", "duration_long"})

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pipeline.cli_books import add_import_parser
+from pipeline.errors import ConfigError
 from pipeline.formats import FORMATS
 from pipeline.redact import escape_controls
 from pipeline.settings import (
@@ -61,7 +62,7 @@ def ranged(name: str, *, whole: bool = False) -> Callable[[str], Any]:
 def _shard(text: str) -> Shard:
     try:
         return parse_shard(text)
-    except ValueError as e:
+    except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 

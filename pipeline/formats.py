@@ -52,6 +52,13 @@ CONTENT_TYPES = {f.name: f.content_type for f in API_FORMATS}
 OUTPUT_FORMATS = tuple(f.name for f in OUTPUT_FORMAT_TABLE)
 JOB_OUTPUT_FORMATS = tuple(f.name for f in OUTPUT_FORMAT_TABLE if f.in_job_file)
 
+# An audio file's format by its extension: what the API returns, what we write, and books.
+AUDIO_FILE_FORMATS: dict[str, str] = {
+    **{suffix: f.name for f in API_FORMATS for suffix in f.say_suffixes},
+    **{f".{f.name}": f.name for f in OUTPUT_FORMAT_TABLE if f.work is not None},
+    BOOK_SUFFIX: "m4a",
+}
+
 # `say -o FILE`: what to ask the API for, and what to make of it, by the file's extension.
 SAY_FORMATS: dict[str, tuple[str, str | None]] = {
     **{suffix: (f.name, None) for f in API_FORMATS for suffix in f.say_suffixes},

@@ -142,7 +142,7 @@ def _time_problem(data: dict[str, Any]) -> str | None:
             return f"no {name}"
         try:
             _format(_parse(value))
-        except (ValueError, OverflowError):
+        except (ConfigError, ValueError, OverflowError):
             return f"{name} is not an ISO 8601 time: {_short(repr(value))}"
     elapsed = data.get("elapsed_s")
     if elapsed is not None and (isinstance(elapsed, bool) or not isinstance(elapsed, int | float)):
@@ -155,7 +155,7 @@ def _shard_problem(data: dict[str, Any]) -> str | None:
         return None
     try:
         Shard.from_json(data["shard"])
-    except ValueError:
+    except ConfigError:
         return f"shard must be {{\"k\": K, \"n\": N}}, not {_short(repr(data['shard']))}"
     return None
 
@@ -165,7 +165,7 @@ def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     - chapters: in the job's order when every report carries a ``"shard"`` field (each
       shard's chapters are in job order and the split is round-robin), else in the order
-      given; a chapter id in two reports is a ValueError naming it.
+      given; a chapter id in two reports is a ConfigError naming it.
     - totals: summed, key by key.
     - started_at / finished_at: the earliest start and the latest finish.
     - elapsed_s: the longest shard's. The shards ran in parallel, so this is the job's
@@ -176,10 +176,10 @@ def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
       ``failed`` when none was. ``error``: the first fatal error, in shard order.
     - ``merged``: how many reports, and for sharded runs N and the shards that are missing.
 
-    ValueError on no reports, duplicate chapters, or shard fields that do not fit together.
+    ConfigError on no reports, duplicate chapters, or shard fields that do not fit together.
     """
     if not reports:
-        raise ValueError("no reports to merge")
+        raise ConfigError("no reports to merge")
     shards = _shards(reports)
     ordered = _ordered(reports, shards)
     _check_unique([c for _, c in ordered])
@@ -207,15 +207,15 @@ def _shards(reports: Sequence[dict[str, Any]]) -> list[Shard] | None:
     if all(s is None for s in raw):
         return None
     if any(s is None for s in raw):
-        raise ValueError("some reports carry a shard field and some do not: mixed runs?")
+        raise ConfigError("some reports carry a shard field and some do not: mixed runs?")
     shards = [Shard.from_json(s) for s in raw]
     counts = {s.n for s in shards}
     if len(counts) > 1:
-        raise ValueError(f"the reports come from splits into different numbers of shards: "
+        raise ConfigError(f"the reports come from splits into different numbers of shards: "
                          f"{', '.join(str(s) for s in shards)}")
     repeated = sorted(str(s) for s, count in Counter(shards).items() if count > 1)
     if repeated:
-        raise ValueError(f"shard given twice: {', '.join(repeated)}")
+        raise ConfigError(f"shard given twice: {', '.join(repeated)}")
     return shards
 
 
@@ -237,7 +237,7 @@ def _check_unique(chapters: list[dict[str, Any]]) -> None:
     counts = Counter(str(c["id"]) for c in chapters)
     duplicates = sorted(i for i, n in counts.items() if n > 1)
     if duplicates:
-        raise ValueError(f"chapters in more than one report: {', '.join(duplicates)}")
+        raise ConfigError(f"chapters in more than one report: {', '.join(duplicates)}")
 
 
 def _missing_shards(shards: list[Shard] | None) -> list[int]:
@@ -262,7 +262,7 @@ def _severity(status: str) -> int:
     try:
         return _SEVERITY[status]
     except KeyError:
-        raise ValueError(f"unknown report status {status!r}") from None
+        raise ConfigError(f"unknown report status {status!r}") from None
 
 
 def _by_shard(
@@ -278,7 +278,7 @@ def _parse(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"not an ISO 8601 time: {text!r}") from None
+        raise ConfigError(f"not an ISO 8601 time: {text!r}") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -301,7 +301,7 @@ def _sum_totals(totals: list[dict[str, Any]]) -> dict[str, Any]:
     for key in keys:
         values = [t.get(key, 0) for t in totals]
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            raise ValueError(f"totals.{key} is not a number in every report")
+            raise ConfigError(f"totals.{key} is not a number in every report")
         total = sum(values)
         out[key] = round(total, 3) if isinstance(total, float) else total
     return out
@@ -314,7 +314,9 @@ def _agreed_extras(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """
     sources = {json.dumps(r.get("source")) for r in reports}
     if len(sources) > 1:
-        raise ValueError(f"the reports are of different jobs: sources {', '.join(sorted(sources))}")
+        raise ConfigError(
+            f"the reports are of different jobs: sources {', '.join(sorted(sources))}"
+        )
     first, rest = reports[0], reports[1:]
     return {
         key: value

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pipeline.chunking import split_text
-from pipeline.errors import ManifestError, Problem
+from pipeline.errors import ConfigError, ManifestError, Problem
 from pipeline.manifest import Chapter, Job
 from pipeline.speech import MAX_INPUT_BYTES, SpeechParams, SpeechRequest
 
@@ -108,7 +108,7 @@ def plan_chapter(chapter: Chapter, max_chunk_bytes: int = MAX_INPUT_BYTES) -> Ch
 
 def plan_job(job: Job, max_chunk_bytes: int = MAX_INPUT_BYTES) -> Plan:
     if not 1 <= max_chunk_bytes <= MAX_INPUT_BYTES:
-        raise ValueError(f"max_chunk_bytes must be 1 to {MAX_INPUT_BYTES}, not {max_chunk_bytes}")
+        raise ConfigError(f"max_chunk_bytes must be 1 to {MAX_INPUT_BYTES}, not {max_chunk_bytes}")
     chapters: list[ChapterPlan] = []
     problems: list[Problem] = []
     for chapter in job.chapters:

@@ -32,6 +32,7 @@ LOCAL_ENGINES = ("espeak", "tone")
 DEFAULT_ENGINE = "espeak"
 LOCAL_DEFAULT_VOICES = {"espeak": "local-zh-female", "tone": "local-tone-1"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+LOCAL_SCHEME = "local"
 T = TypeVar("T")
 
 
@@ -44,9 +45,7 @@ def host_id(base_url: str) -> str:
     if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
         raise ConfigError(f"base URL {base_url!r} is not an http(s) URL with a host")
     scheme = parts.scheme.lower()
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
+    host = url_host(parts.hostname.lower())
     try:
         port = parts.port
     except ValueError as e:
@@ -54,6 +53,16 @@ def host_id(base_url: str) -> str:
     if port is None or port == _DEFAULT_PORTS[scheme]:
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
+
+
+def url_host(host: str) -> str:
+    """``host`` as a URL spells it: an IPv6 literal goes in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def local_host_id(engine: str) -> str:
+    """How reports, errors and cache keys name the embedded local server with ``engine``."""
+    return f"{LOCAL_SCHEME}://{engine}"
 
 
 def normalise_base_url(base_url: str) -> str:
@@ -73,7 +82,7 @@ class Target:
 
     @property
     def host_id(self) -> str:
-        return f"local://{self.engine}" if self.local else host_id(self.base_url)
+        return local_host_id(self.engine) if self.local else host_id(self.base_url)
 
 
 @dataclass(frozen=True)

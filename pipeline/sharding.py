@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.errors import ConfigError
+
 SHARD_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 SHARD_HELP = (
     "run only shard K of N of the chapters (1 <= K <= N): a deterministic round-robin split "
@@ -43,9 +45,9 @@ class Shard:
 
     def __post_init__(self) -> None:
         if self.n < 1:
-            raise ValueError(f"shard count must be 1 or more, not {self.n}")
+            raise ConfigError(f"shard count must be 1 or more, not {self.n}")
         if not 1 <= self.k <= self.n:
-            raise ValueError(f"shard number must be 1 to {self.n}, not {self.k}")
+            raise ConfigError(f"shard number must be 1 to {self.n}, not {self.k}")
 
     def __str__(self) -> str:
         return f"{self.k}/{self.n}"
@@ -56,26 +58,26 @@ class Shard:
 
     @classmethod
     def from_json(cls, data: Any) -> Shard:
-        """Read a report's ``"shard"`` field; ValueError if it is not ``{"k": K, "n": N}``."""
+        """Read a report's ``"shard"`` field; ConfigError if it is not ``{"k": K, "n": N}``."""
         if not isinstance(data, dict):
-            raise ValueError(f"shard must be an object with k and n, not {data!r}")
+            raise ConfigError(f"shard must be an object with k and n, not {data!r}")
         k, n = data.get("k"), data.get("n")
         # bool is an int to isinstance; {"k": true} is still not a shard number.
         if not (type(k) is int and type(n) is int):
-            raise ValueError(f"shard k and n must be integers, not {data!r}")
+            raise ConfigError(f"shard k and n must be integers, not {data!r}")
         return cls(k, n)
 
 
 def parse_shard(text: str) -> Shard:
-    """``"K/N"`` -> ``Shard(K, N)``; ValueError with a message fit for the command line."""
+    """``"K/N"`` -> ``Shard(K, N)``; ConfigError with a message fit for the command line."""
     match = SHARD_PATTERN.fullmatch(text)
     if match is None:
-        raise ValueError(f"shard must look like K/N, e.g. 2/3, not {text!r}")
+        raise ConfigError(f"shard must look like K/N, e.g. 2/3, not {text!r}")
     k, n = int(match.group(1)), int(match.group(2))
     if n < 1:
-        raise ValueError(f"shard {text!r}: N must be 1 or more")
+        raise ConfigError(f"shard {text!r}: N must be 1 or more")
     if not 1 <= k <= n:
-        raise ValueError(f"shard {text!r}: K must be 1 to {n} (shards are numbered from 1)")
+        raise ConfigError(f"shard {text!r}: K must be 1 to {n} (shards are numbered from 1)")
     return Shard(k, n)
 
 
@@ -84,25 +86,25 @@ def select_shard(chapter_ids: Sequence[str], shard: Shard) -> list[int]:
 
     A shard may get no chapter (more shards than chapters): it then runs nothing and writes
     an empty report, so a fixed-size job matrix works for a short job. Duplicate ids are a
-    ValueError: the shard reports could not be merged back.
+    ConfigError: the shard reports could not be merged back.
     """
     duplicates = sorted(i for i, count in Counter(chapter_ids).items() if count > 1)
     if duplicates:
-        raise ValueError(f"duplicate chapter ids: {', '.join(duplicates)}")
+        raise ConfigError(f"duplicate chapter ids: {', '.join(duplicates)}")
     return list(range(shard.k - 1, len(chapter_ids), shard.n))
 
 
 def original_position(shard: Shard, index_in_shard: int) -> int:
     """Where the ``index_in_shard``-th chapter of ``shard`` sits in the whole job (0-based)."""
     if index_in_shard < 0:
-        raise ValueError(f"index must be 0 or more, not {index_in_shard}")
+        raise ConfigError(f"index must be 0 or more, not {index_in_shard}")
     return shard.k - 1 + index_in_shard * shard.n
 
 
 def per_shard_qps(account_qps: float, shards: int) -> float:
     """The ``--qps`` for each of ``shards`` machines that share one account's rate limit."""
     if not account_qps > 0:
-        raise ValueError(f"qps must be more than 0, not {account_qps}")
+        raise ConfigError(f"qps must be more than 0, not {account_qps}")
     if shards < 1:
-        raise ValueError(f"shard count must be 1 or more, not {shards}")
+        raise ConfigError(f"shard count must be 1 or more, not {shards}")
     return account_qps / shards

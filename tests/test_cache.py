@@ -137,13 +137,13 @@ def test_ipv6_and_explicit_ports_survive() -> None:
 
 @pytest.mark.parametrize("bad", ["api.coze.cn", "", "https://"])
 def test_key_needs_a_base_url(bad: str) -> None:
-    with pytest.raises(ValueError, match="base URL"):
+    with pytest.raises(ConfigError, match="base URL"):
         ChunkCache.key(FULL_BODY, bad)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), object()])
 def test_key_rejects_what_json_cannot_carry(value: object) -> None:
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises((ConfigError, TypeError)):
         ChunkCache.key({"speed": value}, HOST)
 
 
@@ -254,9 +254,9 @@ def test_leftover_temp_directory_is_ignored(tmp_path: Path) -> None:
 def test_keys_are_checked_before_touching_the_disk(tmp_path: Path) -> None:
     cache = ChunkCache(tmp_path)
     for bad in ["../../etc/passwd", "ab", "A" * 64, ""]:
-        with pytest.raises(ValueError, match="not a cache key"):
+        with pytest.raises(ConfigError, match="not a cache key"):
             cache.get(bad)
-    with pytest.raises(ValueError, match="extension"):
+    with pytest.raises(ConfigError, match="extension"):
         cache.put(cache.key(FULL_BODY, HOST), AUDIO, "../mp3")
 
 

@@ -140,7 +140,7 @@ def test_a_missing_shard_is_reported_and_not_ok() -> None:
 def test_duplicate_chapters_are_named() -> None:
     a = _report([_chapter("ch01"), _chapter("ch02")])
     b = _report([_chapter("ch02"), _chapter("ch03"), _chapter("ch01")])
-    with pytest.raises(ValueError, match="more than one report: ch01, ch02"):
+    with pytest.raises(ConfigError, match="more than one report: ch01, ch02"):
         merge_reports([a, b])
 
 
@@ -166,14 +166,14 @@ def test_shard_fields_that_do_not_fit_are_refused(
     for i, shard in enumerate(shards):
         extra = {} if shard is None else {"shard": shard}
         reports.append(_report([_chapter(f"c{i}")], **extra))
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         merge_reports(reports)
 
 
 def test_reports_of_two_jobs_are_refused_and_other_fields_kept_if_agreed() -> None:
     a = _report([_chapter("a")], source="jobs/a.yaml")
     b = _report([_chapter("b")], source="jobs/b.yaml")
-    with pytest.raises(ValueError, match="different jobs"):
+    with pytest.raises(ConfigError, match="different jobs"):
         merge_reports([a, b])
     c = _report([_chapter("c")], budget={"characters": 100}, host="h1")
     d = _report([_chapter("d")], budget={"characters": 100}, host="h2")
@@ -183,11 +183,11 @@ def test_reports_of_two_jobs_are_refused_and_other_fields_kept_if_agreed() -> No
 
 
 def test_no_reports_and_unknown_status_are_errors() -> None:
-    with pytest.raises(ValueError, match="no reports"):
+    with pytest.raises(ConfigError, match="no reports"):
         merge_reports([])
     weird = _report([_chapter("a")])
     weird["status"] = "exploded"
-    with pytest.raises(ValueError, match="unknown report status 'exploded'"):
+    with pytest.raises(ConfigError, match="unknown report status 'exploded'"):
         merge_reports([weird])
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from helpers import make_plan, write_job
 
-from pipeline.errors import ManifestError
+from pipeline.errors import ConfigError, ManifestError
 from pipeline.manifest import load_job
 from pipeline.planning import plan_job
 
@@ -56,7 +56,7 @@ def test_a_request_carries_the_lines_params(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cap", [0, 1025])
 def test_a_chunk_cap_out_of_range_is_refused(tmp_path: Path, cap: int) -> None:
-    with pytest.raises(ValueError, match="max_chunk_bytes"):
+    with pytest.raises(ConfigError, match="max_chunk_bytes"):
         plan_job(load_job(write_job(tmp_path, {"a": ["hi."]})), cap)
 
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.errors import ConfigError
 from pipeline.sharding import (
     SHARD_HELP,
     Shard,
@@ -73,7 +74,7 @@ def test_more_shards_than_chapters_leaves_some_empty() -> None:
 
 
 def test_duplicate_ids_are_refused() -> None:
-    with pytest.raises(ValueError, match="duplicate chapter ids: a, b"):
+    with pytest.raises(ConfigError, match="duplicate chapter ids: a, b"):
         select_shard(["a", "b", "a", "c", "b"], Shard(1, 2))
 
 
@@ -105,21 +106,21 @@ def test_parse_shard(text: str, shard: Shard) -> None:
     ],
 )
 def test_parse_shard_explains_bad_input(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         parse_shard(text)
 
 
 def test_shard_json_round_trip_and_validation() -> None:
     assert Shard.from_json(Shard(2, 3).to_json()) == Shard(2, 3)
     for bad in ({"k": 4, "n": 3}, {"k": True, "n": 3}, {"k": "1", "n": 3}, [1, 3], None):
-        with pytest.raises(ValueError):
+        with pytest.raises(ConfigError, match="shard"):
             Shard.from_json(bad)
 
 
 def test_per_shard_qps_and_help() -> None:
     assert per_shard_qps(6.0, 3) == 2.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="qps must be more than 0"):
         per_shard_qps(0, 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="shard count must be 1 or more"):
         per_shard_qps(5, 0)
     assert "divided by N" in SHARD_HELP and "--qps" in SHARD_HELP

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import AudioError as AudioError
+from pipeline.formats import FILE_EXTENSIONS
 from pipeline.formats import OUTPUT_FORMATS as OUTPUT_FORMATS
 from pipeline.formats import SUBTITLE_FORMATS as SUBTITLE_FORMATS
 
@@ -95,7 +96,7 @@ class ChapterAudio:
 def normalized_output_format(response_format: str, output_format: str | None) -> str:
     """The chapter file's format: ``output_format``, else the API's, with opus spelt one way."""
     fmt = output_format or response_format
-    return "opus" if fmt == "ogg_opus" else fmt
+    return FILE_EXTENSIONS.get(fmt, fmt)
 
 
 def is_lossless_join(spec: ChapterSpec) -> bool:

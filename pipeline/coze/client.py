@@ -11,18 +11,17 @@ because the API documents none of them as the only one:
 - a body cut short, a connection refused or reset, a connect or read timeout.
 
 The token goes into the ``Authorization`` header of each request and nowhere else: not into a
-repr, a log line or an exception message. Server text enters at one place, :class:`_Answer`:
-its header values, its parsed JSON and its text snippet pass through
-:meth:`~pipeline.redact.Redactor.clean` (the token removed, control characters escaped)
-before anything reads them, so errors, reports and voice lists are clean whatever a server
-echoes. Answer sizes and waits are bounded by :mod:`pipeline.bounds`.
+repr, a log line or an exception message. Server text enters at one place,
+:class:`~pipeline.coze.answers.Answer`: its header values, its parsed JSON and its text snippet
+pass through :meth:`~pipeline.redact.Redactor.clean` (the token removed, control characters
+escaped) before anything reads them, so errors, reports and voice lists are clean whatever a
+server echoes. Answer sizes and waits are bounded by :mod:`pipeline.bounds`; answers are read
+and interpreted in :mod:`pipeline.coze.answers`.
 """
 
 from __future__ import annotations
 
-import html
 import ipaddress
-import json
 import logging
 import re
 import time
@@ -34,30 +33,30 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
-from multidict import CIMultiDict
 from yarl import URL
 
-from pipeline.bounds import (
-    ERROR_BODY_LIMIT,
-    JSON_BODY_LIMIT,
-    BodyTooLarge,
-    audio_body_limit,
-    parse_retry_after,
-    read_body,
+from pipeline.bounds import JSON_BODY_LIMIT, audio_body_limit, parse_retry_after
+from pipeline.coze.answers import (
+    MAX_MESSAGE_CHARS,
+    Answer,
+    Synthesis,
+    json_data,
+    media_type,
+    read_answer,
+    speech_result,
 )
+from pipeline.coze.protocol import SPEECH_PATH, VOICES_PATH
 from pipeline.errors import (
-    CODE_BAD_AUDIO,
     CODE_NETWORK,
     CODE_SHORT_BODY,
     CODE_TIMEOUT,
     ApiError,
-    BadAudio,
     ConfigError,
     RequestRejected,
     TransientApiError,
-    error_class,
 )
 from pipeline.redact import Redactor, check_token
+from pipeline.settings import DEFAULT_BASE_URL
 from pipeline.speech import SpeechRequest
 
 __all__ = [
@@ -71,9 +70,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.coze.cn"
-SPEECH_PATH = "/v1/audio/speech"
-VOICES_PATH = "/v1/audio/voices"
 VOICES_PAGE_SIZE = 100
 # A server that keeps saying has_more would otherwise keep the client paging forever.
 MAX_VOICE_PAGES = 1000
@@ -81,13 +77,9 @@ MAX_VOICE_PAGES = 1000
 MAX_VOICES = 10_000
 MAX_VOICE_FIELD_CHARS = 1000
 MAX_VOICE_EMOTIONS = 50
-MESSAGE_CHARS = 200
-# A server message longer than this is cut: it is for a report line, not a document.
-MAX_MESSAGE_CHARS = 500
 # Without a total timeout, one exchange may last this many read timeouts (plus the connect):
 # a body dripped a byte at a time never trips the read timeout alone.
 EXCHANGE_READS = 10
-LOGID_HEADER = "X-Tt-Logid"
 
 
 def _package_version() -> str:
@@ -169,25 +161,6 @@ def _valid_host(host: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Synthesis:
-    """One successful answer: the audio bytes and what they were asked to be."""
-
-    audio: bytes = field(repr=False)
-    response_format: str
-    sample_rate: int
-    logid: str | None
-    content_type: str
-    host: str
-
-    def __repr__(self) -> str:
-        return (
-            f"Synthesis({len(self.audio)} bytes, response_format={self.response_format!r}, "
-            f"sample_rate={self.sample_rate!r}, logid={self.logid!r}, "
-            f"content_type={self.content_type!r}, host={self.host!r})"
-        )
-
-
-@dataclass(frozen=True)
 class Voice:
     """One entry of the voice list (``GET /v1/audio/voices``)."""
 
@@ -227,41 +200,6 @@ class Voice:
 def _voice_field(value: object) -> str:
     # The value was cleaned when the answer was parsed; this only bounds its length.
     return str(value or "")[:MAX_VOICE_FIELD_CHARS]
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """A complete HTTP answer (an error body possibly cut): what the interpreting functions see.
-
-    The one door for server text: header values are cleaned when the answer is made, and the
-    body is read as text only through :meth:`payload` and :meth:`snippet`, which clean it.
-    """
-
-    status: int
-    content_type: str
-    headers: Mapping[str, str]
-    body: bytes
-    redactor: Redactor = field(repr=False)
-
-    @classmethod
-    def make(
-        cls, response: aiohttp.ClientResponse, body: bytes, redactor: Redactor
-    ) -> _Answer:
-        headers = CIMultiDict((k, redactor.clean(v)) for k, v in response.headers.items())
-        return cls(response.status, headers.get("Content-Type", ""), headers, body, redactor)
-
-    @property
-    def logid(self) -> str | None:
-        return self.headers.get(LOGID_HEADER) or None
-
-    def payload(self) -> dict[str, Any] | None:
-        """The body as a JSON object with every string cleaned, or None when it is not one."""
-        value = _json_object(self.body)
-        return None if value is None else dict(self.redactor.clean_json(value))
-
-    def snippet(self) -> str:
-        """The first words of an HTML or text body, cleaned."""
-        return _text_snippet(self.body, self.redactor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,168 +244,6 @@ def _transport_error(
     detail = redactor.clean(" ".join(str(exc).split()))[:MAX_MESSAGE_CHARS]
     message = f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else "")
     return TransientApiError(code, message, host=host)
-
-
-# ---------------------------------------------------------------------------------------------
-# Answers -> results or errors (pure functions of an _Answer)
-
-
-def _media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def _is_audio_type(media_type: str) -> bool:
-    return media_type.startswith("audio/") or media_type == "application/octet-stream"
-
-
-def _is_json_type(media_type: str) -> bool:
-    return media_type == "application/json" or media_type.endswith("+json")
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object, or None when it is not one."""
-    if not body.lstrip()[:1] == b"{":
-        return None
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _as_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
-    return None
-
-
-def _first_text(*values: object) -> str | None:
-    return next((str(v) for v in values if isinstance(v, str | int) and str(v).strip()), None)
-
-
-def _json_error_fields(payload: Mapping[str, Any]) -> tuple[int | None, str, str | None]:
-    """Code, message and logid of a Coze error body, in either of its shapes."""
-    detail = payload.get("detail")
-    error = payload.get("error")
-    detail_map: Mapping[str, Any] = detail if isinstance(detail, Mapping) else {}
-    error_map: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
-    code = _as_int(payload.get("code"))
-    if code is None:
-        code = _as_int(error_map.get("code"))
-    message = _first_text(
-        payload.get("msg"),
-        payload.get("message"),
-        error_map.get("msg"),
-        error_map.get("message"),
-        error_map.get("detail"),
-        error if isinstance(error, str) else None,
-    )
-    logid = _first_text(detail_map.get("logid"), error_map.get("logid"))
-    return code, message or "", logid
-
-
-def _text_snippet(body: bytes, redactor: Redactor) -> str:
-    """The first words of an HTML or text body, without tags: enough to tell what answered.
-
-    Entities and JSON escapes are decoded and the token removed before the text is cut, so
-    that neither an encoded token nor the start of one survives.
-    """
-    text = redactor.redact_cut(body[: MESSAGE_CHARS * 20].decode("utf-8", errors="replace"))
-    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
-    text = re.sub(r"(?s)<[^>]*>", " ", text)
-    text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
-    text = redactor.clean(" ".join(html.unescape(text).split()))
-    return text[:MESSAGE_CHARS]
-
-
-def _api_error(answer: _Answer, code: int, message: str, logid: str | None, host: str) -> ApiError:
-    cls = error_class(code, answer.status)
-    return cls(
-        code,
-        message[:MAX_MESSAGE_CHARS],
-        http_status=answer.status,
-        logid=logid or answer.logid,
-        host=host,
-        retry_after=parse_retry_after(answer.headers.get("Retry-After")),
-    )
-
-
-def _json_answer_error(answer: _Answer, payload: Mapping[str, Any], host: str) -> ApiError | None:
-    """The error a JSON answer carries, or None when it says success (code 0 under HTTP 2xx)."""
-    code, message, logid = _json_error_fields(payload)
-    if code == 0 and answer.status < 400:
-        return None
-    if code is None or code == 0:
-        code = answer.status
-    if not message:
-        message = f"HTTP {answer.status} with an error body and no message"
-    return _api_error(answer, code, message, logid, host)
-
-
-def _non_json_error(answer: _Answer, host: str) -> ApiError:
-    snippet = answer.snippet()
-    media = _media_type(answer.content_type) or "no content type"
-    message = snippet or f"HTTP {answer.status} with an empty {media} body"
-    location = answer.headers.get("Location")
-    if 300 <= answer.status < 400 and location:
-        message = f"redirected to {location}; use that as the base URL"
-    if answer.status < 400:
-        message = f"not audio ({media}): {message}"
-    return _api_error(answer, answer.status, message, None, host)
-
-
-def _speech_result(answer: _Answer, request: SpeechRequest, host: str) -> Synthesis:
-    """The audio of a speech answer, or the error it is."""
-    media = _media_type(answer.content_type)
-    payload = answer.payload()
-    if payload is not None and (_is_json_type(media) or "code" in payload or answer.status >= 400):
-        error = _json_answer_error(answer, payload, host)
-        if error is None:
-            # A JSON success is not audio: whatever it says, it must not reach an audio file.
-            error = BadAudio(
-                CODE_BAD_AUDIO,
-                f"HTTP {answer.status} answered JSON with code 0 instead of audio",
-                http_status=answer.status,
-                logid=answer.logid,
-                host=host,
-            )
-        raise error
-    if answer.status != 200 or not _is_audio_type(media):
-        raise _non_json_error(answer, host)
-    if not answer.body:
-        raise BadAudio(
-            CODE_BAD_AUDIO,
-            f"HTTP 200 {media} answer with an empty body",
-            http_status=answer.status,
-            logid=answer.logid,
-            host=host,
-        )
-    return Synthesis(
-        audio=answer.body,
-        response_format=request.params.format,
-        sample_rate=request.params.rate,
-        logid=answer.logid,
-        content_type=answer.content_type,
-        host=host,
-    )
-
-
-def _json_data(answer: _Answer, host: str) -> Mapping[str, Any]:
-    """The ``data`` object of a successful JSON answer, or the error the answer is."""
-    payload = answer.payload()
-    if payload is None:
-        raise _non_json_error(answer, host)
-    error = _json_answer_error(answer, payload, host)
-    if error is not None:
-        raise error
-    data = payload.get("data")
-    if not isinstance(data, Mapping):
-        raise _api_error(answer, answer.status, "JSON answer without a data object", None, host)
-    return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,7 +327,7 @@ class SpeechClient:
             raise RequestRejected(4000, self._redactor.clean("; ".join(problems)), host=self.host)
         limit = audio_body_limit(request)
         answer = await self._exchange("POST", SPEECH_PATH, limit, audio=True, json_body=body)
-        return _speech_result(answer, request, self.host)
+        return speech_result(answer, request, self.host)
 
     async def list_voices(
         self, *, model_type: str | None = None, voice_state: str = "all"
@@ -567,7 +343,7 @@ class SpeechClient:
             if model_type is not None:
                 params["model_type"] = model_type
             answer = await self._exchange("GET", VOICES_PATH, JSON_BODY_LIMIT, params=params)
-            data = _json_data(answer, self.host)
+            data = json_data(answer, self.host)
             listed = data.get("voice_list")
             items = listed if isinstance(listed, list) else []
             voices.extend(
@@ -595,7 +371,7 @@ class SpeechClient:
         audio: bool = False,
         json_body: dict[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         """Send one request and read its answer; transport failures become ApiErrors.
 
         A successful answer (HTTP 200, and audio when ``audio``) is read whole up to ``limit``
@@ -615,55 +391,18 @@ class SpeechClient:
                 allow_redirects=False,
             ) as response:
                 progress.headers_received = True
-                media = _media_type(response.headers.get("Content-Type", ""))
-                success = response.status == 200 and (_is_audio_type(media) or not audio)
-                try:
-                    body, cut = await read_body(
-                        response, limit if success else ERROR_BODY_LIMIT, cut=not success
-                    )
-                except BodyTooLarge as e:
-                    raise _too_large(_Answer.make(response, b"", self._redactor), e, audio,
-                                     self.host) from None
-                answer = _Answer.make(response, body, self._redactor)
-                if not cut:
-                    _check_length(answer, response, self.host)
+                answer = await read_answer(
+                    response, limit, audio=audio, redactor=self._redactor, host=self.host
+                )
         log.debug(
             "%s %s%s -> HTTP %d, %s, %d bytes, logid %s, %.3f s",
             method,
             self.host,
             path,
             answer.status,
-            _media_type(answer.content_type) or "no content type",
+            media_type(answer.content_type) or "no content type",
             len(answer.body),
             answer.logid,
             time.monotonic() - started,
         )
         return answer
-
-
-def _too_large(answer: _Answer, error: BodyTooLarge, audio: bool, host: str) -> ApiError:
-    what = "audio answer" if audio else "answer"
-    cls = BadAudio if audio else RequestRejected
-    return cls(
-        CODE_BAD_AUDIO if audio else answer.status,
-        f"{what} larger than {error.limit} bytes, the most this request can need; "
-        "the rest was not read",
-        http_status=answer.status,
-        logid=answer.logid,
-        host=host,
-    )
-
-
-def _check_length(answer: _Answer, response: aiohttp.ClientResponse, host: str) -> None:
-    """A body shorter than its Content-Length is cut short, whatever the transport said."""
-    declared = _as_int(response.headers.get("Content-Length"))
-    if declared is None or response.headers.get("Content-Encoding"):
-        return
-    if len(answer.body) < declared:
-        raise TransientApiError(
-            CODE_SHORT_BODY,
-            f"answer cut short: {len(answer.body)} of {declared} bytes",
-            http_status=answer.status,
-            logid=answer.logid,
-            host=host,
-        )

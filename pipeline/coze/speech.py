@@ -61,7 +61,8 @@ def opus_rate(sample_rate: int) -> int:
     return next((r for r in OPUS_RATES if r >= sample_rate), OPUS_RATES[-1])
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
+    """A finite int or float; a bool is not a number here, though Python says it is one."""
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
@@ -112,7 +113,7 @@ def check_field(name: str, value: object) -> str | None:
         return None
     if name in ("speed", "emotion_scale"):
         lo, hi = SPEED_RANGE if name == "speed" else EMOTION_SCALE_RANGE
-        if not _is_number(value):
+        if not is_number(value):
             return f"{name} must be a number from {_range_text(lo, hi)}"
         assert isinstance(value, int | float)
         if not lo <= value <= hi:

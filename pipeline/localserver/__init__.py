@@ -5,12 +5,13 @@ and ``serve_forever(...)`` (the ``serve-local`` command) start a ``LocalServer``
 count what it saw and ``queue_faults`` makes the next requests fail in chosen ways.
 """
 
+from pipeline.coze.protocol import LOGID_HEADER
 from pipeline.localserver.app import LocalServer
 from pipeline.localserver.config import ENGINES, FAULT_KINDS, ServerConfig
 from pipeline.localserver.encode import CONTENT_TYPES, apply_gain, encode
 from pipeline.localserver.engines import Engine, make_engine
 from pipeline.localserver.faults import Fault, parse_fault
-from pipeline.localserver.responses import LOGID_HEADER, new_logid
+from pipeline.localserver.responses import new_logid
 from pipeline.localserver.serving import running_server, serve_forever, serve_in_thread
 from pipeline.localserver.stats import ServerStats, body_key
 from pipeline.localserver.tone import ToneEngine, tone_duration, tone_frequency

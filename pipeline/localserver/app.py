@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from pipeline.coze.protocol import SPEECH_PATH, VOICES_PATH
 from pipeline.errors import ConfigError
 from pipeline.localserver.admission import TokenBucket
 from pipeline.localserver.config import ServerConfig
@@ -46,6 +47,7 @@ from pipeline.localserver.faults import (
 )
 from pipeline.localserver.responses import CODE_MESSAGES, add_logid_header, coze_error, logid_of
 from pipeline.localserver.stats import ServerStats, body_key
+from pipeline.settings import host_id, url_host
 from pipeline.speech import (
     DEFAULT_EMOTION_SCALE,
     DEFAULT_FORMAT,
@@ -57,8 +59,6 @@ from pipeline.speech import (
 
 logger = logging.getLogger(__name__)
 
-SPEECH_PATH = "/v1/audio/speech"
-VOICES_PATH = "/v1/audio/voices"
 MAX_PAGE_SIZE = 100
 VOICE_STATES = ("init", "cloned", "all")
 MODEL_TYPES = ("big", "small")
@@ -185,7 +185,7 @@ class LocalServer:
                 f"local server: cannot listen on {self.config.host}:{self.config.port}: {exc}"
             ) from exc
         host, port = runner.addresses[0][:2]
-        self._base_url = f"http://{_url_host(host)}:{port}"
+        self._base_url = host_id(f"http://{url_host(_reachable(host))}:{port}")
         return self._base_url
 
     async def stop(self) -> None:
@@ -437,9 +437,8 @@ async def _internal_errors(request: web.Request, handler: Handler) -> web.Stream
         return coze_error(request, 5000, CODE_MESSAGES[5000])
 
 
-def _url_host(host: str) -> str:
+def _reachable(host: str) -> str:
+    # A server listening on every address is reached on the loopback one.
     if host in ("0.0.0.0", ""):
         return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
+    return "::1" if host == "::" else host

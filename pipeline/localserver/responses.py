@@ -22,7 +22,8 @@ import time
 
 from aiohttp import web
 
-LOGID_HEADER = "X-Tt-Logid"
+from pipeline.coze.protocol import LOGID_HEADER
+
 _LOGID_KEY = web.RequestKey("logid", str)
 
 HTTP_STATUS_OF_CODE = {

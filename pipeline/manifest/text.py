@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import regex
 
+from pipeline.coze.speech import is_number as is_number  # one rule for speech and manifest
 from pipeline.errors import Problem
 
 # Han, kana, Hangul, Bopomofo, CJK punctuation and full-width forms: no space is written
@@ -122,14 +122,6 @@ def read_text(path: Path) -> tuple[str | None, int | None, str]:
 
 def display(path: Path) -> str:
     return os.path.normpath(str(path))
-
-
-def is_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
 
 
 def is_whole(value: object) -> bool:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+# Suffixes whose reader takes the job file's book options (include, exclude, ...).
+from pipeline.books.source import BOOK_SUFFIXES as BOOK_SUFFIXES
 from pipeline.manifest.model import EMPTY_LAYER, BookOptions, Layer, Source
 from pipeline.manifest.text import display
 
@@ -59,8 +61,6 @@ READERS: dict[str, str | Reader] = {
     ".epub": "pipeline.manifest.readers.epub:read",
     ".txt": "pipeline.manifest.readers.txt:read",
 }
-# Suffixes whose reader takes the job file's book options (include, exclude, ...).
-BOOK_SUFFIXES = (".epub", ".txt")
 
 
 def reader_for(path: Path) -> Reader | None:
