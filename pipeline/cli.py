@@ -33,6 +33,7 @@ from pipeline.cliguard import (
 from pipeline.errors import ConfigError, FatalApiError, ManifestError, PipelineError, UsageError
 from pipeline.formats import FILE_EXTENSIONS, SAY_FORMATS
 from pipeline.redact import Redactor
+from pipeline.report import ReportNotWritten
 from pipeline.settings import (
     DEFAULT_BURST,
     LOCAL_DEFAULT_VOICES,
@@ -296,9 +297,15 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
         print(f"tts-pipeline: sending to {target.host_id}, billed to ${TOKEN_VARIABLE}",
               file=sys.stderr)
     progress = make_progress(args.progress, stderr_is_tty=sys.stderr.isatty())
-    report = api.run_job(
-        plan, config, target, read_timeout=args.timeout, progress=progress, found=found
-    )
+    try:
+        report = api.run_job(
+            plan, config, target, read_timeout=args.timeout, progress=progress, found=found
+        )
+    except ReportNotWritten as e:  # the paid run is on disk: tell what it did, then why not
+        code = _finish_run(e.report, config.out_dir, target, report_written=False)
+        say(f"tts-pipeline: error: report.json was not written: {e}; the chapter files are "
+            f"kept in {config.out_dir}/")
+        return max(code, 1)
     failed = _ci_reports(args, env).write_or_why(report.to_json())
     code = _finish_run(report, config.out_dir, target)
     if failed is None:

@@ -2,14 +2,20 @@
 
 The runner calls one ``Progress`` object; which one is the user's choice (``--progress``).
 Bars and plain lines go to stderr so that stdout stays clean for what a user pipes; JSON lines
-go to stdout because that is what a CI step parses.
+go to stdout because that is what a CI step parses. A reader that goes away (``| head -1``)
+silences the printer, never the run: report.json is still written and the exit status is the
+run's own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -57,6 +63,40 @@ class NullProgress:
         pass
 
 
+class Outlet:
+    """A text stream that goes quiet for good once its reader has gone away (EPIPE)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> None:
+        if self.gone:
+            return
+        with self.guard():
+            self.stream.write(text)
+            self.stream.flush()
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Run a write (ours or tqdm's); EPIPE marks the reader gone, later writes go nowhere."""
+        try:
+            yield
+        except OSError as exc:
+            if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EPIPE:
+                raise
+            self.gone = True
+            self._to_nowhere()
+
+    def _to_nowhere(self) -> None:
+        # Text still buffered in the stream, later prints and Python's flush at exit then go
+        # to /dev/null instead of raising again and ending the run before its report.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+
 def _chapter_line(event: ChapterEvent) -> str:
     if event.status == "ok":
         seconds = f" ({event.duration_s:.1f} s of audio)" if event.duration_s is not None else ""
@@ -69,6 +109,7 @@ class PlainProgress:
 
     def __init__(self, stream: TextIO | None = None, every_s: float = 10.0) -> None:
         self._stream = stream or sys.stderr
+        self._out = Outlet(self._stream)
         self._every_s = every_s
         self._total = 0
         self._done = 0
@@ -77,7 +118,7 @@ class PlainProgress:
         self._last = self._started
 
     def _print(self, text: str) -> None:
-        print(text, file=self._stream, flush=True)
+        self._out.write(text + "\n")
 
     def start(self, *, chunks: int, characters: int, cached: int) -> None:
         self._total = chunks
@@ -133,7 +174,8 @@ class BarProgress(PlainProgress):
 
     def _print(self, text: str) -> None:
         if self._bar is not None:
-            self._bar.write(text, file=self._stream)
+            with self._out.guard():
+                self._bar.write(text, file=self._stream)
         else:
             super()._print(text)
 
@@ -151,18 +193,21 @@ class BarProgress(PlainProgress):
         if self._bar is not None:
             rate = self._chars / max(time.monotonic() - self._started, 1e-9)
             self._bar.set_postfix_str(f"{rate:.0f} chars/s", refresh=False)
-            self._bar.update(1)
+            with self._out.guard():
+                self._bar.update(1)
 
     def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
         if self._bar is None:
             super().finishing(chapter_id=chapter_id, audio_s=audio_s, done=done)
             return
         if not done:
-            self._bar.set_postfix_str(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
+            with self._out.guard():
+                self._bar.set_postfix_str(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         if self._bar is not None:
-            self._bar.close()
+            with self._out.guard():
+                self._bar.close()
             self._bar = None
         super().finish(status=status, elapsed_s=elapsed_s)
 
@@ -171,12 +216,11 @@ class JsonlProgress:
     """One JSON object per line and event, with a timestamp: for CI."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream or sys.stdout
+        self._out = Outlet(stream or sys.stdout)
 
     def _emit(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": round(time.time(), 3), **fields}
-        self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._stream.flush()
+        self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def start(self, *, chunks: int, characters: int, cached: int) -> None:
         self._emit("start", chunks=chunks, characters=characters, cached=cached)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import StorageError
 from pipeline.fileio import atomic_write_text
 
 REPORT_NAME = "report.json"
@@ -144,5 +145,17 @@ def _chapter_json(c: ChapterReport) -> dict[str, Any]:
 def write_report(directory: Path, report: RunReport) -> Path:
     path = directory / REPORT_NAME
     text = json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
-    atomic_write_text(path, text)
+    try:
+        atomic_write_text(path, text)
+    except StorageError as exc:
+        raise ReportNotWritten(report, exc) from exc
     return path
+
+
+class ReportNotWritten(StorageError):
+    """report.json could not be written (full disk, read-only...) after the run: the chapter
+    files stay; ``report`` is the run's report, for the caller to tell what was done."""
+
+    def __init__(self, report: RunReport, cause: StorageError) -> None:
+        super().__init__(cause.errno or 0, str(cause))
+        self.report = report
