@@ -69,7 +69,7 @@ from pipeline.cachefs import (
 from pipeline.errors import ConfigError, StorageError
 from pipeline.fileio import explain, storage_error
 from pipeline.locks import LOCK_NAME, KeyClaim, OutputLock
-from pipeline.settings import LOCAL_SCHEME, host_id
+from pipeline.settings import host_id
 
 log = logging.getLogger(__name__)
 
@@ -348,9 +348,10 @@ def _close(syncer: SyncBatcher, stagings: list[Staging]) -> None:
 
 
 def canonical_host(base_url: str) -> str:
-    """The host of a cache key: ``settings.host_id`` of a base URL, or a local server's id
-    (``local://ENGINE``) as it is."""
-    if base_url.startswith(f"{LOCAL_SCHEME}://"):
+    """The host of a cache key: ``settings.host_id`` of an http(s) base URL; a backend's own
+    id (a local server's ``local://ENGINE``, a test backend's) as it is."""
+    scheme, sep, rest = base_url.partition("://")
+    if sep and rest and scheme.strip().lower() not in ("http", "https"):
         return base_url
     return host_id(base_url)
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ApiError
 from pipeline.finishing import ChapterState
-from pipeline.report import REPORT_NAME, ChapterError, ChapterReport
+from pipeline.planning import Plan
+from pipeline.report import REPORT_NAME, ChapterError, ChapterReport, RunReport, Totals
 
 
 def error_of(error: ApiError, line: str | None) -> ChapterError:
@@ -104,3 +105,31 @@ def read_previous_outputs(out_dir: Path) -> dict[str, str]:
         }
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+
+
+def note_stale_outputs(
+    report: RunReport,
+    current: Iterable[str],
+    previous: dict[str, str],
+    out_dir: Path,
+    say: Callable[[str], None],
+) -> None:
+    """Name in ``report`` (and say) the files an earlier run of a changed job left behind."""
+    stale = stale_outputs(current, previous, out_dir)
+    if stale:
+        report.extra["stale_outputs"] = stale
+        say(
+            "not in this job, left from an earlier run of a changed manifest (delete them if "
+            f"they are not wanted): {', '.join(stale)}"
+        )
+
+
+def plan_totals(plan: Plan) -> Totals:
+    """A run's totals before anything is sent: the plan's sizes, nothing counted yet."""
+    return Totals(
+        chapters=len(plan.chapters),
+        lines=plan.lines,
+        chunks=plan.chunk_count,
+        characters=plan.characters,
+        bytes=plan.utf8_bytes,
+    )

@@ -69,16 +69,16 @@ from pipeline.outcome import (
     chapter_report,
     describe,
     error_of,
+    note_stale_outputs,
+    plan_totals,
     read_previous_outputs,
     run_status,
-    stale_outputs,
 )
 from pipeline.planning import Chunk, Plan
 from pipeline.progress import ChapterEvent, NullProgress, Progress
 from pipeline.report import (
     ChapterError,
     RunReport,
-    Totals,
     utc_now,
     write_report,
 )
@@ -174,13 +174,7 @@ class Runner:
             ChapterState(i, c, [None] * len(c.chunks), len(c.chunks))
             for i, c in enumerate(plan.chapters)
         ]
-        self._totals = Totals(
-            chapters=len(plan.chapters),
-            lines=plan.lines,
-            chunks=plan.chunk_count,
-            characters=plan.characters,
-            bytes=plan.utf8_bytes,
-        )
+        self._totals = plan_totals(plan)
         self._fatal: ApiError | None = None
         self._stopping = False
         self._interrupted = False
@@ -261,18 +255,16 @@ class Runner:
                 if self._live(want):
                     await send.send(want)
 
-    def _late_users(self, item: _Item) -> _Users:
-        return [] if self._states[item.chapter].error is not None else [(item.chapter, item.chunk)]
-
-    def _live(self, want: Want) -> _Users:
-        """The chunks ``want`` serves whose chapters have not failed."""
-        return [(ci, k) for ci, k in want.users if self._states[ci].error is None]
+    def _live(self, got: Want | _Item) -> _Users:
+        """The chunks ``got`` serves whose chapters have not failed. A chunk the quality gate
+        found bad late comes back alone, as an ``_Item``."""
+        users = [(got.chapter, got.chunk)] if isinstance(got, _Item) else list(got.users)
+        return [(ci, k) for ci, k in users if self._states[ci].error is None]
 
     async def _worker(self, recv: ObjectReceiveStream[Want], done: ObjectSendStream[int]) -> None:
         async with recv, done:
             async for got in self._keeper.items(recv):
-                # A chunk the quality gate found bad late comes back alone, as an _Item.
-                users = self._late_users(got) if isinstance(got, _Item) else self._live(got)
+                users = self._live(got)
                 if self._stopping or not users:
                     continue
                 ci, k = users[0]
@@ -452,13 +444,8 @@ class Runner:
         )
         self._keeper.finish_report(report)
         current = (output_name(s.plan, self._config.output) for s in self._states)
-        stale = stale_outputs(current, self._previous_outputs, self._config.out_dir)
-        if stale:
-            report.extra["stale_outputs"] = stale
-            self._progress.message(
-                "not in this job, left from an earlier run of a changed manifest (delete them if "
-                f"they are not wanted): {', '.join(stale)}"
-            )
+        note_stale_outputs(report, current, self._previous_outputs, self._config.out_dir,
+                           self._progress.message)
         self._progress.finish(status=status, elapsed_s=report.elapsed_s)
         return report
 
