@@ -161,12 +161,13 @@ class Gatekeeper:
         """``check_audio``, then the gate's verdict (blocking: call it in a thread)."""
         # PyAV and numpy on first use: after the first answer, not before the first request.
         from pipeline.audio.check import check_audio
-        from pipeline.quality.measures import decode_answer
 
         params = chunk.params
         check_audio(audio, params.format, params.rate)
         if not self.enabled:
             return
+        from pipeline.quality.measures import decode_answer  # numpy: only with the gate on
+
         samples, rate = decode_answer(audio, params.format, params.rate)
         verdict = self._gate.assess(
             chunk.text, params.voice_id, _speed(chunk), chunk.chapter_id, samples, rate
