@@ -22,14 +22,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
-from pipeline.audio import (
-    BookInfo,
-    ChapterSpec,
-    FinishCancelled,
-    Part,
-    assemble_chapter,
-    build_book,
-)
+# Only the light model and control here: assembly and the book load PyAV and numpy, which
+# a run needs after its first answer, never on the way to its first request (issue 18).
+from pipeline.audio.control import FinishCancelled
 from pipeline.audio.fingerprint import (
     book_fingerprint,
     chapter_fingerprint,
@@ -38,6 +33,7 @@ from pipeline.audio.fingerprint import (
     record_output,
     recorded_duration,
 )
+from pipeline.audio.model import BookInfo, ChapterSpec, Part
 from pipeline.dubbing.model import DubOutcome, DubSpec, dub_lines, is_timed
 from pipeline.errors import CODE_ASSEMBLY, PipelineError
 from pipeline.fileio import atomic_write_bytes
@@ -164,6 +160,8 @@ def finish_chapter(
             return Finished(spec.out_path, duration, subtitle_paths, fingerprint, reused=True)
     # The record goes first: a rebuild that fails or is stopped is never taken as done.
     forget_output(spec.out_path)
+    from pipeline.audio.assemble import assemble_chapter  # PyAV and numpy: first use only
+
     result = assemble_chapter(spec, progress=progress, cancel=cancel)
     if fingerprint is not None:
         record_output(
@@ -249,6 +247,8 @@ async def assemble_dubbed(
     """A timed chapter as a track of lines at their cue times; the clips of any chapter."""
     timed = is_timed(state.plan)
     if not timed:  # joined as usual, the clips beside it
+        from pipeline.audio.assemble import assemble_chapter  # PyAV and numpy
+
         spec = chapter_spec(state, output, out_dir)
         try:
             result = await anyio.to_thread.run_sync(assemble_chapter, spec)
@@ -313,6 +313,8 @@ def _build(
     if fingerprint is not None and is_up_to_date(path, fingerprint):
         return False
     forget_output(path)
+    from pipeline.audio.book import build_book  # PyAV: first use only
+
     build_book(
         chapters,
         path,

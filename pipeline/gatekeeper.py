@@ -27,24 +27,27 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from pipeline.audio import check_audio
 from pipeline.cache import ChunkCache
 from pipeline.errors import RequestRejected
 from pipeline.finishing import ChapterState
 from pipeline.formats import FILE_EXTENSIONS
 from pipeline.planning import Chunk, Plan
 from pipeline.progress import Progress
-from pipeline.quality import OFF, QualityConfig, QualityGate, Verdict, decode_answer
+from pipeline.quality.config import OFF, QualityConfig
 from pipeline.report import RunReport
+
+if TYPE_CHECKING:
+    from pipeline.quality.gate import QualityGate, Verdict
 
 # The chapter error code of a flag under ``strict`` (pipeline codes are negative).
 CODE_QUALITY = -8
@@ -140,7 +143,8 @@ class Gatekeeper:
     ) -> None:
         self.config = config
         self.enabled = config.enabled
-        self._gate = QualityGate(config)
+        self._gate_lock = threading.Lock()
+        self._built_gate: QualityGate | None = None
         self._plan = plan
         self._cache = cache
         self._progress = progress
@@ -155,10 +159,15 @@ class Gatekeeper:
 
     def verify(self, item: _Item, chunk: Chunk, audio: bytes) -> None:
         """``check_audio``, then the gate's verdict (blocking: call it in a thread)."""
+        # PyAV and numpy on first use: after the first answer, not before the first request.
+        from pipeline.audio.check import check_audio
+
         params = chunk.params
         check_audio(audio, params.format, params.rate)
         if not self.enabled:
             return
+        from pipeline.quality.measures import decode_answer  # numpy: only with the gate on
+
         samples, rate = decode_answer(audio, params.format, params.rate)
         verdict = self._gate.assess(
             chunk.text, params.voice_id, _speed(chunk), chunk.chapter_id, samples, rate
@@ -166,6 +175,16 @@ class Gatekeeper:
         if not verdict.ok:
             raise AnswerRejected(audio, verdict)
         self._judged[item] = verdict
+
+    @property
+    def _gate(self) -> QualityGate:
+        # Built on first use (verify calls it from worker threads): it loads numpy.
+        with self._gate_lock:
+            if self._built_gate is None:
+                from pipeline.quality.gate import QualityGate
+
+                self._built_gate = QualityGate(self.config)
+            return self._built_gate
 
     async def obtain(
         self, item: ItemT, chunk: Chunk, synthesize: Callable[[ItemT, Chunk], Awaitable[Path]]

@@ -63,5 +63,21 @@ def test_the_cli_module_loads_nothing_heavy() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_the_runners_import_path_loads_no_audio_stack() -> None:
+    # Everything a run needs before its first request: PyAV, numpy and the local server
+    # only come in after the first answer (issue 18), so a small job starts fast.
+    code = (
+        "import sys\n"
+        "import pipeline.runner, pipeline.finishing, pipeline.gatekeeper, pipeline.cli\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('av', 'numpy') "
+        "or m.startswith('pipeline.localserver')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        cwd=PACKAGE.parent,
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]"
+
+
 def test_the_clis_progress_modes_are_progress_modes() -> None:
     assert cliargs.PROGRESS_MODES == progress.PROGRESS_MODES

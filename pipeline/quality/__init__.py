@@ -17,12 +17,50 @@ False):
    keep the best, ``accept`` nothing, and flag the chunk: chapter, line id, file line,
    ``verdict.rules`` and ``verdict.to_json()`` (measures) into report.json, the summary,
    JUnit and ``--progress jsonl``; with ``config.strict`` the chapter fails.
+
+Names are imported on first use (module ``__getattr__``): the config is light, while the
+gate and the measures load numpy and PyAV, which a run needs only after its first answer,
+never on the way to its first request (issue 18).
 """
 
-from pipeline.quality.config import OFF, QualityConfig, parse_quality
-from pipeline.quality.gate import RULES, QualityGate, Verdict
-from pipeline.quality.measures import Measures, decode_answer, measure
-from pipeline.quality.units import TextUnits, text_units
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.quality.config import OFF, QualityConfig, parse_quality
+    from pipeline.quality.gate import RULES, QualityGate, Verdict
+    from pipeline.quality.measures import Measures, decode_answer, measure
+    from pipeline.quality.units import TextUnits, text_units
+
+_CONFIG = "pipeline.quality.config"
+_GATE = "pipeline.quality.gate"
+_MEASURES = "pipeline.quality.measures"
+_UNITS = "pipeline.quality.units"
+_WHERE = {
+    "OFF": _CONFIG,
+    "QualityConfig": _CONFIG,
+    "parse_quality": _CONFIG,
+    "RULES": _GATE,
+    "QualityGate": _GATE,
+    "Verdict": _GATE,
+    "Measures": _MEASURES,
+    "decode_answer": _MEASURES,
+    "measure": _MEASURES,
+    "TextUnits": _UNITS,
+    "text_units": _UNITS,
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "OFF",
