@@ -28,6 +28,7 @@ from torture.harness import (
 
 from pipeline import cache as cache_module
 from pipeline.cache import ChunkCache
+from pipeline.errors import ConfigError
 from pipeline.localserver import LocalServer
 from pipeline.report import RunReport
 
@@ -272,6 +273,6 @@ def test_changed_manifest_resynthesizes_only_what_changed_and_reports_stale_chap
 def test_cache_module_reads_only_what_key_makes() -> None:
     # The foreign-layout test above relies on it: a key of another shape is refused, never
     # turned into a path.
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         ChunkCache(Path("/nonexistent")).path_for("../" + "a" * 61)
     assert cache_module.CACHE_SCHEMA.endswith("/1")
