@@ -8,8 +8,9 @@ no aiohttp server, PyAV or numpy until a name that needs them is touched. The lo
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from pipeline.lazy import lazy_attributes as _lazy_attributes
 
 if TYPE_CHECKING:
     from pipeline.api import plan, run_job, say, voices
@@ -167,16 +168,14 @@ def _version() -> str:
         return "0.0.0"
 
 
+_lazy = _lazy_attributes("pipeline", _WHERE, globals())
+
+
 def __getattr__(name: str) -> object:
     if name == "__version__":
         globals()[name] = version = _version()  # importlib.metadata is slow to import
         return version
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+    return _lazy(name)
 
 
 def __dir__() -> list[str]:

@@ -41,6 +41,7 @@ from pipeline.cache import ChunkCache
 from pipeline.errors import RequestRejected
 from pipeline.finishing import ChapterState
 from pipeline.formats import FILE_EXTENSIONS
+from pipeline.lookup import Want
 from pipeline.planning import Chunk, Plan
 from pipeline.progress import Progress
 from pipeline.quality.config import OFF, QualityConfig
@@ -65,7 +66,6 @@ class _Item(Hashable, Protocol):
 
 
 ItemT = TypeVar("ItemT", bound=_Item)
-T = TypeVar("T")
 
 
 class AnswerRejected(Exception):
@@ -151,7 +151,7 @@ class Gatekeeper:
         self._states = states
         self._judged: dict[Any, Verdict] = {}  # item -> verdict of its last good answer
         self._provisional: dict[Any, _Accepted] = {}
-        self._late: deque[Any] = deque()
+        self._late: deque[Want] = deque()
         self._late_old: dict[Any, tuple[_Accepted, str]] = {}  # late item -> old, own key
         self._settle: list[tuple[str, Path]] = []  # (own key, good answer) of late chunks
         self.counts = QualityCounts()
@@ -211,9 +211,9 @@ class Gatekeeper:
             return path
         return await self._keep_best(item, chunk, best, old, tries)
 
-    async def items(self, recv: ObjectReceiveStream[T]) -> AsyncIterator[T | Any]:
-        """``recv``'s items, each followed by the late chunks (``_Item``s of their own) found
-        while it was handled."""
+    async def items(self, recv: ObjectReceiveStream[Want]) -> AsyncIterator[Want]:
+        """``recv``'s requests, each followed by those of the late chunks found while it was
+        handled (a late chunk is asked for again under its own key, for itself alone)."""
         async for item in recv:
             yield item
             while self._late:
@@ -267,7 +267,7 @@ class Gatekeeper:
             self._late_old[again] = (found, ref.key)
             # Its chapter waits for it (and is joined again if it was already).
             self._states[ref.chapter].remaining += 1
-            self._late.append(again)
+            self._late.append(Want(again.key, ((ref.chapter, ref.chunk),)))
 
     def _rejudge(self, found: _Accepted) -> Verdict:
         return self._gate.judge(

@@ -255,22 +255,20 @@ class Runner:
                 if self._live(want):
                     await send.send(want)
 
-    def _live(self, got: Want | _Item) -> _Users:
-        """The chunks ``got`` serves whose chapters have not failed. A chunk the quality gate
-        found bad late comes back alone, as an ``_Item``."""
-        users = [(got.chapter, got.chunk)] if isinstance(got, _Item) else list(got.users)
-        return [(ci, k) for ci, k in users if self._states[ci].error is None]
+    def _live(self, want: Want) -> _Users:
+        """The chunks ``want`` serves whose chapters have not failed."""
+        return [(ci, k) for ci, k in want.users if self._states[ci].error is None]
 
     async def _worker(self, recv: ObjectReceiveStream[Want], done: ObjectSendStream[int]) -> None:
         async with recv, done:
-            async for got in self._keeper.items(recv):
-                users = self._live(got)
+            async for want in self._keeper.items(recv):
+                users = self._live(want)
                 if self._stopping or not users:
                     continue
                 ci, k = users[0]
                 chunk = self._states[ci].plan.chunks[k]
                 try:
-                    path, cached = await self._obtain(_Item(ci, k, got.key), chunk)
+                    path, cached = await self._obtain(_Item(ci, k, want.key), chunk)
                 except _Stopped:
                     continue
                 except BudgetExhausted as e:

@@ -180,7 +180,4 @@ def is_up_to_date(
 
 def forget_output(output: Path) -> None:
     """Drop the record (before rebuilding, so a failed rebuild is never taken as done)."""
-    try:
-        sidecar_path(output).unlink()
-    except FileNotFoundError:
-        pass
+    sidecar_path(output).unlink(missing_ok=True)
