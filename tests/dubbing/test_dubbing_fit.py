@@ -111,7 +111,10 @@ async def test_fit_speed_asks_again_just_fast_enough_and_the_cache_keeps_both(
     # A second run pays nothing: both answers of every refitted line are cached.
     _, _, second = await run(server, tmp_path, "speed")
     assert second["totals"]["requests"] == 0
-    assert second["chapters"][0]["dubbing"] == dubbing
+    # ... and rebuilds nothing: the faster answers' speeds are among the track's inputs.
+    again = second["chapters"][0]["dubbing"]
+    assert dubbing["reused_track"] is False and dubbing["reused_clips"] == 0
+    assert again == dict(dubbing, reused_track=True, reused_clips=CUES)
 
 
 async def test_fit_stretch_compresses_locally_without_a_request(
