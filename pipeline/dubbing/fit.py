@@ -9,6 +9,7 @@ reported by the track (``LineResult.overflow_s``). Fit ``stretch`` is local: see
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -79,12 +80,15 @@ def _line_seconds(paths: Sequence[Path], fmt: str, rate: int) -> float:
     return sum(check_audio(p.read_bytes(), fmt, rate) for p in paths)
 
 
-def _candidates(state: ChapterState) -> list[tuple[int, float]]:
-    """(line index, new speed) of every line of ``state`` to ask again (blocking: reads)."""
+def _candidates(state: ChapterState, stop: threading.Event | None) -> list[tuple[int, float]]:
+    """(line index, new speed) of every line of ``state`` to ask again (blocking: reads);
+    none once ``stop`` is set: a stopped run asks nothing more, and reads no further."""
     plan = state.plan
     lines = plan.chapter.lines
     found = []
     for index, line in enumerate(lines):
+        if stop is not None and stop.is_set():
+            return []
         if line.fit != "speed" or line.start is None:
             continue
         slot = slot_of(lines, index)
@@ -109,7 +113,8 @@ async def refit_chapter(state: ChapterState, ask: Ask) -> int:
     """
     if all(line.fit != "speed" for line in state.plan.chapter.lines):
         return 0  # the usual chapter: no thread, no file read
-    found = await anyio.to_thread.run_sync(_candidates, state)
+    stop = ask.runner._finish.cancel if isinstance(ask, RunnerAsk) else None
+    found = await anyio.to_thread.run_sync(_candidates, state, stop)
     if not found:
         return 0
     chunks = state.plan.chunks

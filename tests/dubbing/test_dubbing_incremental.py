@@ -182,3 +182,7 @@ def test_a_stop_between_lines_leaves_no_track_and_keeps_the_clips_written(
     assert outcome.clips_reused == len(written)
     assert {name: os.stat(out / "scene" / name).st_ino for name in written} == kept
     assert (out / "scene.wav").is_file() and (out / "scene.srt").is_file()
+    (out / "scene" / "l1.wav").unlink()  # a clip deleted by hand is the only one written
+    again = dub_chapter(spec, lines)
+    assert again.track_reused and again.clips_reused == 7
+    assert (out / "scene" / "l1.wav").is_file()
