@@ -20,7 +20,7 @@ import anyio
 from pipeline.coze.speech import SPEED_RANGE
 from pipeline.dubbing.model import OVERFLOW_TOLERANCE_S, slot_of
 from pipeline.errors import ApiError, FatalApiError
-from pipeline.planning import Chunk
+from pipeline.planning import Chunk, Plan
 
 MARGIN = 1.02
 # The API's speed field has this many decimals in practice; a finer one buys nothing.
@@ -72,6 +72,31 @@ def refit_speed(old: float | None, audio_s: float, slot_s: float, max_speed: flo
     wanted = base * audio_s / slot_s * MARGIN
     new = round(min(wanted, cap), _SPEED_DECIMALS)
     return new if new > base else None
+
+
+def refit_bound(plan: Plan) -> tuple[int, int]:
+    """(requests, characters) that fit ``speed`` may add to a run of ``plan`` at most.
+
+    A worst case, for ``plan``: as if every line that could be asked again did overflow
+    (timed, fit ``speed``, a slot, below its cap); each of its chunks is one more request,
+    a chapter's identical chunks once (as ``refit_chapter`` sends them), none in the cache.
+    """
+    requests = characters = 0
+    for chapter in plan.chapters:
+        lines = chapter.chapter.lines
+        distinct: dict[tuple[str, object], int] = {}
+        for chunk in chapter.chunks:
+            line = lines[chunk.line_index]
+            if line.fit != "speed":
+                continue
+            slot = slot_of(lines, chunk.line_index)
+            base = line.params.speed if line.params.speed is not None else 1.0
+            if slot is None or slot <= 0 or base >= min(line.max_speed, SPEED_RANGE[1]):
+                continue
+            distinct.setdefault((chunk.text, chunk.params), chunk.characters)
+        requests += len(distinct)
+        characters += sum(distinct.values())
+    return requests, characters
 
 
 def _line_seconds(paths: Sequence[Path], fmt: str, rate: int) -> float:
