@@ -74,10 +74,7 @@ def dub_chapter(
                 job.watch.check()
                 done += clips.add(line, None, None, job.clip_fingerprint(index))
                 job.watch.advance(done)
-        if clips is not None:
-            job.watch.check()
-            outcome.clips_csv = relative(clips.finish(), spec.out_dir)
-            outcome.clips_reused = clips.reused
+            _last_check(job, outcome, clips)
     finally:
         if clips is not None:
             clips.records.save()  # also when stopped: the clips written so far are kept
@@ -103,6 +100,7 @@ def _timed(job: _Job, outcome: DubOutcome, clips: ClipWriter | None) -> None:
         outcome.track_reused = True
         if clips is not None:
             _kept_track_clips(job, outcome.results, track, clips)
+        _last_check(job, outcome, clips)
         return
     forget_output(spec.track_path)  # first: a stopped or failed rebuild is never taken as done
     index_of = {id(line): i for i, line in enumerate(lines)}
@@ -116,12 +114,22 @@ def _timed(job: _Job, outcome: DubOutcome, clips: ClipWriter | None) -> None:
         outcome.duration_s, outcome.results = write_track(
             lines, track, tmp, spec.metadata, on_line, check=job.watch.check
         )
-        job.watch.check()  # stopped at the last moment: the track is not given its name
+        _last_check(job, outcome, clips)  # stopped here: the track is not given its name
     outcome.subtitle_paths = _subtitles(spec, outcome.results, lines)
     if fingerprint is not None:
         assert outcome.duration_s is not None
         record_track(spec.track_path, fingerprint, outcome.subtitle_paths, outcome.duration_s,
                      outcome.results)
+
+
+def _last_check(job: _Job, outcome: DubOutcome, clips: ClipWriter | None) -> None:
+    """The last chance to stop; then clips.csv. What follows it (the track's rename, its
+    subtitles and record) takes milliseconds and is not stopped: a stop leaves either the
+    whole chapter or none of its track, subtitles and clips.csv."""
+    job.watch.check()
+    if clips is not None:
+        outcome.clips_csv = relative(clips.finish(), job.spec.out_dir)
+        outcome.clips_reused = clips.reused
 
 
 def _kept_track_clips(

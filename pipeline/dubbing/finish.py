@@ -44,19 +44,23 @@ def dub_spec(state: ChapterState, output: OutputOptions, out_dir: Path) -> DubSp
 
 
 def _dub(state: ChapterState, ctx: FinishContext) -> tuple[DubOutcome, Finished | None]:
-    """The blocking work: the joined chapter when untimed, then the track and/or clips."""
+    """The blocking work: the track and/or the clips, then the joined chapter when untimed.
+
+    The chapter file comes last, so that a stop never leaves it on disk beside a chapter
+    the report calls pending (the clips finished so far are kept, recorded, for next time).
+    """
     from pipeline.dubbing.chapter import dub_chapter  # PyAV and numpy: only when dubbing
     from pipeline.finishing import _reporter, chapter_spec, finish_chapter
 
     chapter_id = state.plan.chapter.id
+    lines = dub_lines(state.plan, state.parts, state.keys, state.refits)
+    dubbed = dub_chapter(dub_spec(state, ctx.output, ctx.out_dir), lines,
+                         progress=_reporter(ctx.progress, chapter_id), cancel=ctx.cancel)
     joined = None
     if not is_timed(state.plan):  # joined as usual (and kept when intact), the clips beside it
         spec = chapter_spec(state, ctx.output, ctx.out_dir)
         joined = finish_chapter(spec, state.keys, cancel=ctx.cancel,
                                 progress=_reporter(ctx.progress, chapter_id))
-    lines = dub_lines(state.plan, state.parts, state.keys, state.refits)
-    dubbed = dub_chapter(dub_spec(state, ctx.output, ctx.out_dir), lines,
-                         progress=_reporter(ctx.progress, chapter_id), cancel=ctx.cancel)
     return dubbed, joined
 
 

@@ -186,3 +186,23 @@ def test_a_stop_between_lines_leaves_no_track_and_keeps_the_clips_written(
     again = dub_chapter(spec, lines)
     assert again.track_reused and again.clips_reused == 7
     assert (out / "scene" / "l1.wav").is_file()
+
+
+async def test_untimed_clips_and_their_joined_chapter_are_kept_on_an_unchanged_rerun(
+    tmp_path: Path, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import texts, write_job
+
+    job = write_job(tmp_path, {"a": texts(4)})
+    out = tmp_path / "out"
+    options = OutputOptions(clips=True, subtitles=("srt",))
+    first = await run_plan(make_plan(job), local_server, out, output=options)
+    assert first.status == "ok"
+    before = files(out)
+    assert {"a.wav", "a.srt", "a/clips.csv"} <= before.keys()
+    refuse_audio(monkeypatch)
+    second = await run_plan(make_plan(job), local_server, out, output=options)
+    assert second.status == "ok" and files(out) == before
+    dubbing = read_report(out)["chapters"][0]["dubbing"]
+    assert (dubbing["timed"], dubbing["reused_clips"]) == (False, 4)
+    assert "reused_track" not in dubbing
