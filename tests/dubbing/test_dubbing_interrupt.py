@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import cli_env, start_cli
 
 from dubbing.dubsupport import cue_texts, write_dub_job, write_srt
@@ -32,8 +33,9 @@ def _wait_for_finishing(process: Any) -> None:
     raise AssertionError("no finishing event came: " + process.stderr.read())
 
 
-def test_sigint_while_dubbing_exits_130_within_6_s_and_the_report_matches_the_disk(
-    tmp_path: Path, local_server: LocalServer
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_dubbing_exits_130_within_6_s_and_the_report_matches_the_disk(
+    tmp_path: Path, local_server: LocalServer, sig: signal.Signals
 ) -> None:
     write_srt(tmp_path / "scene.srt", cue_texts(CUES))
     job = write_dub_job(tmp_path, tmp_path / "scene.srt",
@@ -45,7 +47,7 @@ def test_sigint_while_dubbing_exits_130_within_6_s_and_the_report_matches_the_di
     try:
         _wait_for_finishing(process)
         sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         process.wait(timeout=60)
         took = time.monotonic() - sent
     finally:
@@ -53,7 +55,7 @@ def test_sigint_while_dubbing_exits_130_within_6_s_and_the_report_matches_the_di
             process.kill()
         process.communicate()
     assert process.returncode == 130
-    assert took < 6.0, f"exited {took:.1f} s after SIGINT"
+    assert took < 6.0, f"exited {took:.1f} s after {sig.name}"
     report_path = out / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert report["status"] == "interrupted"
