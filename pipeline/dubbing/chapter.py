@@ -78,8 +78,9 @@ def dub_chapter(
     finally:
         if clips is not None:
             clips.records.save()  # also when stopped: the clips written so far are kept
-    for line, result in zip(lines, outcome.results, strict=False):
-        result.refit_speed = line.refit
+    refits = {line.id: line.refit for line in lines}
+    for result in outcome.results:
+        result.refit_speed = refits.get(result.id)
     job.watch.complete(outcome.duration_s or job.watch.done)
     return outcome
 
