@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline.cacheprune import prune_quarantine
 from pipeline.errors import StorageError
 from pipeline.fileio import FILE_MODE, NEW_FILE_FLAGS, storage_error, write_all
 from pipeline.locks import lock_file, unlock_and_remove
@@ -213,8 +214,9 @@ class Staging:
 
 def clean_leftovers(root: Path) -> int:
     """Remove what dead processes left in the cache: staging folders, claim files, temp
-    folders of older versions. How many things were removed; never raises."""
-    removed = 0
+    folders of older versions; and what the quarantine holds beyond its bounds
+    (``cacheprune``). How many things were removed; never raises."""
+    removed = prune_quarantine(root / QUARANTINE)
     with contextlib.suppress(OSError):
         removed += _clean_staging(root / STAGING)
     with contextlib.suppress(OSError):

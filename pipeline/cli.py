@@ -269,6 +269,14 @@ def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
         f"{found.billable_characters} characters to bill; at least {requests / qps:.1f} s at "
         f"{qps:g} requests/s"
     )
+    from pipeline.dubbing.fit import refit_bound  # only plan needs it
+
+    refits, refit_characters = refit_bound(plan)
+    if refits:
+        print(
+            f"fit speed: at most {refits} more requests ({refit_characters} characters) if "
+            "every `fit: speed` line overflows its cue (worst case; not in the figures above)"
+        )
 
 
 def _cache_dir(args: argparse.Namespace, job: Job) -> Path:

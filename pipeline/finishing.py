@@ -34,7 +34,7 @@ from pipeline.audio.fingerprint import (
     recorded_duration,
 )
 from pipeline.audio.model import BookInfo, ChapterSpec, Part
-from pipeline.dubbing.model import DubOutcome, DubSpec, dub_lines, is_timed
+from pipeline.dubbing.model import is_timed
 from pipeline.errors import CODE_ASSEMBLY, PipelineError
 from pipeline.fileio import atomic_write_bytes
 from pipeline.formats import FILE_EXTENSIONS
@@ -195,7 +195,9 @@ async def assemble(state: ChapterState, ctx: FinishContext) -> ChapterError | No
     A stop leaves ``state.output`` None and returns None: the chapter is still pending.
     """
     if is_timed(state.plan) or ctx.output.clips:
-        return await assemble_dubbed(state, ctx.output, ctx.out_dir)
+        from pipeline.dubbing.finish import assemble_dubbed  # it uses this module
+
+        return await assemble_dubbed(state, ctx)
     spec = chapter_spec(state, ctx.output, ctx.out_dir)
     chapter_id = state.plan.chapter.id
     async with ctx.slots:
@@ -222,79 +224,6 @@ async def assemble(state: ChapterState, ctx: FinishContext) -> ChapterError | No
     if isinstance(ctx.progress, FinishingProgress):
         ctx.progress.finishing(chapter_id=chapter_id, audio_s=result.duration_s, done=True)
     return None
-
-
-def dub_spec(state: ChapterState, output: OutputOptions, out_dir: Path) -> DubSpec:
-    plan = state.plan
-    timed = is_timed(plan)
-    return DubSpec(
-        response_format=plan.response_format,
-        sample_rate=plan.sample_rate,
-        output_format=output.format,
-        extension=output_extension(plan.response_format, output.format),
-        out_dir=out_dir,
-        chapter_id=plan.chapter.id,
-        track_path=out_dir / output_name(plan, output) if timed else None,
-        clips=output.clips,
-        subtitles=output.subtitles,
-        metadata={"title": plan.chapter.title or plan.chapter.id, "track": str(state.index + 1)},
-    )
-
-
-async def assemble_dubbed(
-    state: ChapterState, output: OutputOptions, out_dir: Path
-) -> ChapterError | None:
-    """A timed chapter as a track of lines at their cue times; the clips of any chapter."""
-    timed = is_timed(state.plan)
-    if not timed:  # joined as usual, the clips beside it
-        from pipeline.audio.assemble import assemble_chapter  # PyAV and numpy
-
-        spec = chapter_spec(state, output, out_dir)
-        try:
-            result = await anyio.to_thread.run_sync(assemble_chapter, spec)
-        except (PipelineError, OSError) as e:
-            return ChapterError(CODE_ASSEMBLY, str(e), None, None)
-    from pipeline.dubbing.chapter import dub_chapter  # PyAV and numpy: only when dubbing
-
-    dspec = dub_spec(state, output, out_dir)
-    lines = dub_lines(state.plan, state.parts)
-    try:
-        dubbed = await anyio.to_thread.run_sync(dub_chapter, dspec, lines)
-    except (PipelineError, OSError) as e:
-        return ChapterError(CODE_ASSEMBLY, str(e), None, None)
-    _note_refits(dubbed, state)
-    state.dubbing = dubbed.report(timed)
-    if timed:
-        assert dspec.track_path is not None and dubbed.duration_s is not None
-        state.output, state.duration_s = dspec.track_path, dubbed.duration_s
-        state.subtitles = [p.name for p in dubbed.subtitle_paths]
-    else:
-        state.output, state.duration_s = result.path, result.duration_s
-        state.subtitles = [p.name for p in result.subtitle_paths]
-    if output.fit_strict and (error := _strict_fit(dubbed)) is not None:
-        state.output = None  # written, but the chapter did not meet the bar it was given
-        return error
-    return None
-
-
-def _note_refits(dubbed: DubOutcome, state: ChapterState) -> None:
-    for result in dubbed.results:
-        result.refit_speed = state.refits.get(result.id)
-
-
-def _strict_fit(dubbed: DubOutcome) -> ChapterError | None:
-    over = [r for r in dubbed.results if r.overflow_s is not None]
-    if not over:
-        return None
-    shown = ", ".join(f"{r.id} by {r.overflow_s:.2f} s" for r in over[:5])
-    more = f" and {len(over) - 5} more" if len(over) > 5 else ""
-    return ChapterError(
-        CODE_ASSEMBLY,
-        f"fit_strict: {len(over)} lines overflow their cue ({shown}{more}); the track was "
-        "written, but raise max_speed, set fit: stretch, or shorten those lines",
-        None,
-        over[0].id,
-    )
 
 
 def chapter_written(state: ChapterState) -> ChapterEvent:

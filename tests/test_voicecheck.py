@@ -58,3 +58,39 @@ def test_a_job_the_host_can_speak_passes(tmp_path: Path, local_server: LocalServ
     done = run_cli("validate", job, "--online", "--base-url", local_server.base_url,
                    env=cli_env(COZE_API_TOKEN="test-token"))
     assert done.returncode == 0, done.stderr
+
+
+def test_lines_that_share_a_place_and_a_problem_are_one_message_naming_how_many(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from pipeline.coze.client import Voice
+    from pipeline.manifest import load_job
+    from pipeline.voicecheck import voice_problems
+
+    job = _job(tmp_path, (
+        "defaults: {voice_id: en-female, response_format: wav, sample_rate: 16000}\n"
+        "chapters:\n"
+        "  - id: a\n"
+        "    lines:\n"
+        "      - text: one.\n"
+        "      - text: two.\n"
+        "      - text: three.\n"
+        "      - {text: four., emotion: happy, voice_id: local-tone-2}\n"
+    ))
+    loaded = load_job(job)
+    chapter = loaded.chapters[0]
+    # Three lines from one place (a paragraph cut in lines, an EPUB file without lines).
+    shared = [replace(line, lineno=5) for line in chapter.lines[:3]] + [chapter.lines[3]]
+    loaded = replace(loaded, chapters=(replace(chapter, lines=tuple(shared)),))
+    voices = [Voice("local-tone-2", "Tone 2", emotions=("neutral",))]
+    assert voice_problems(loaded, voices) == [
+        f"{job}:5: voice_id 'en-female' is not in the host's voice list "
+        "(3 lines; `tts-pipeline voices` lists them)",
+        f"{job}:8: voice 'local-tone-2' has no emotion 'happy' (it supports: neutral)",
+    ]
+    # Distinct places keep their own FILE:LINE, one message each.
+    apart = voice_problems(load_job(job), voices)
+    assert [p.split(": ")[0] for p in apart] == [f"{job}:{n}" for n in (5, 6, 7, 8)]
+    assert all("lines;" not in p for p in apart)

@@ -4,7 +4,8 @@ A clip is named by its line id (``cue-0001.wav``) and is the line's chunks joine
 chapter assembly itself (lossless when the format is the API's), or the stretched samples
 when the line was time-stretched to fit. ``clips.csv`` (RFC 4180: CRLF, quotes doubled) lists
 line_id, file, start, end, duration, speaker and text, for editors and scripts. Every file
-is written whole (temp file + rename); the folder is never a link followed.
+is written whole (temp file + rename); the folder is never a link followed. A clip recorded
+as built from the same inputs (``incremental``) and still intact is kept, not written again.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import errno
 import io
 import os
 import re
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.audio import ChapterSpec, Part, assemble_chapter
+from pipeline.dubbing.incremental import ClipRecords
 from pipeline.dubbing.lineaudio import Block, encode_blocks
 from pipeline.dubbing.model import DubLine, LineResult
 from pipeline.fileio import atomic_path, atomic_write_text, make_dirs, refused
@@ -61,6 +65,8 @@ class ClipWriter:
         self.layout = layout
         self.rows: list[tuple[str, ...]] = []
         self.names: set[str] = set()
+        self.records = ClipRecords(folder)
+        self.reused = 0  # clips kept from an earlier run
 
     def _name(self, line_id: str) -> str:
         stem = clip_stem(line_id)
@@ -71,32 +77,48 @@ class ClipWriter:
         self.names.add(name.lower())
         return name
 
-    def add(self, line: DubLine, result: LineResult | None, samples: Block | None) -> float:
-        """Write ``line``'s clip (``samples`` when stretched); its duration in seconds."""
+    def add(
+        self,
+        line: DubLine,
+        result: LineResult | None,
+        samples: Block | None,
+        fingerprint: str | None = None,
+        stretched: Callable[[], Block | None] | None = None,
+    ) -> float:
+        """Write ``line``'s clip (``samples`` when stretched, else ``stretched()`` if given)
+        unless the one recorded for ``fingerprint`` is intact; its duration in seconds."""
         name = self._name(line.id)
-        path = self.folder / name
-        if samples is not None:
-            with atomic_path(path) as tmp:
-                encode_blocks([samples], tmp, self.output_format, self.rate, self.layout)
-            duration = float(samples.shape[1]) / self.rate
+        duration = self.records.kept(name, fingerprint)
+        if duration is not None:
+            self.reused += 1
         else:
-            parts = tuple(Part(p, line.text, line.id, end_of_line=False) for p in line.paths)
-            spec = ChapterSpec(
-                parts=parts,
-                response_format=self.response_format,
-                sample_rate=self.sample_rate,
-                out_path=path,
-                output_format=self.output_format,
-                title=line.id,
-            )
-            duration = assemble_chapter(spec).duration_s
-        if result is not None:
-            duration = result.final_s  # the decoded length, the one the track used
+            if samples is None and stretched is not None:
+                samples = stretched()
+            duration = self._write(self.folder / name, line, samples)
+            if result is not None:
+                duration = result.final_s  # the decoded length, the one the track used
+            self.records.note(name, fingerprint, duration)
         self.rows.append(
             (line.id, name, _seconds(line.start), _seconds(line.end), _seconds(duration),
              line.speaker or "", line.text)
         )
         return duration
+
+    def _write(self, path: Path, line: DubLine, samples: Block | None) -> float:
+        if samples is not None:
+            with atomic_path(path) as tmp:
+                encode_blocks([samples], tmp, self.output_format, self.rate, self.layout)
+            return float(samples.shape[1]) / self.rate
+        parts = tuple(Part(p, line.text, line.id, end_of_line=False) for p in line.paths)
+        spec = ChapterSpec(
+            parts=parts,
+            response_format=self.response_format,
+            sample_rate=self.sample_rate,
+            out_path=path,
+            output_format=self.output_format,
+            title=line.id,
+        )
+        return assemble_chapter(spec).duration_s
 
     def finish(self) -> Path:
         buffer = io.StringIO()
@@ -104,8 +126,20 @@ class ClipWriter:
         writer.writerow(CSV_HEADER)
         writer.writerows(self.rows)
         path = self.folder / CLIPS_CSV
-        atomic_write_text(path, buffer.getvalue())
+        text = buffer.getvalue()
+        if not _holds(path, text):  # an unchanged list is not written again
+            atomic_write_text(path, text)
         return path
+
+
+def _holds(path: Path, text: str) -> bool:
+    """True when ``path`` is a regular file whose content is ``text`` (UTF-8)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        return path.read_bytes() == text.encode("utf-8")
+    except OSError:
+        return False
 
 
 def relative(path: Path, out_dir: Path) -> str:

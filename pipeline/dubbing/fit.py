@@ -9,6 +9,7 @@ reported by the track (``LineResult.overflow_s``). Fit ``stretch`` is local: see
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ import anyio
 from pipeline.coze.speech import SPEED_RANGE
 from pipeline.dubbing.model import OVERFLOW_TOLERANCE_S, slot_of
 from pipeline.errors import ApiError, FatalApiError
-from pipeline.planning import Chunk
+from pipeline.planning import Chunk, Plan
 
 MARGIN = 1.02
 # The API's speed field has this many decimals in practice; a finer one buys nothing.
@@ -73,18 +74,46 @@ def refit_speed(old: float | None, audio_s: float, slot_s: float, max_speed: flo
     return new if new > base else None
 
 
+def refit_bound(plan: Plan) -> tuple[int, int]:
+    """(requests, characters) that fit ``speed`` may add to a run of ``plan`` at most.
+
+    A worst case, for ``plan``: as if every line that could be asked again did overflow
+    (timed, fit ``speed``, a slot, below its cap); each of its chunks is one more request,
+    a chapter's identical chunks once (as ``refit_chapter`` sends them), none in the cache.
+    """
+    requests = characters = 0
+    for chapter in plan.chapters:
+        lines = chapter.chapter.lines
+        distinct: dict[tuple[str, object], int] = {}
+        for chunk in chapter.chunks:
+            line = lines[chunk.line_index]
+            if line.fit != "speed":
+                continue
+            slot = slot_of(lines, chunk.line_index)
+            base = line.params.speed if line.params.speed is not None else 1.0
+            if slot is None or slot <= 0 or base >= min(line.max_speed, SPEED_RANGE[1]):
+                continue
+            distinct.setdefault((chunk.text, chunk.params), chunk.characters)
+        requests += len(distinct)
+        characters += sum(distinct.values())
+    return requests, characters
+
+
 def _line_seconds(paths: Sequence[Path], fmt: str, rate: int) -> float:
     from pipeline.audio import check_audio  # PyAV: only when a line is fitted
 
     return sum(check_audio(p.read_bytes(), fmt, rate) for p in paths)
 
 
-def _candidates(state: ChapterState) -> list[tuple[int, float]]:
-    """(line index, new speed) of every line of ``state`` to ask again (blocking: reads)."""
+def _candidates(state: ChapterState, stop: threading.Event | None) -> list[tuple[int, float]]:
+    """(line index, new speed) of every line of ``state`` to ask again (blocking: reads);
+    none once ``stop`` is set: a stopped run asks nothing more, and reads no further."""
     plan = state.plan
     lines = plan.chapter.lines
     found = []
     for index, line in enumerate(lines):
+        if stop is not None and stop.is_set():
+            return []
         if line.fit != "speed" or line.start is None:
             continue
         slot = slot_of(lines, index)
@@ -109,7 +138,8 @@ async def refit_chapter(state: ChapterState, ask: Ask) -> int:
     """
     if all(line.fit != "speed" for line in state.plan.chapter.lines):
         return 0  # the usual chapter: no thread, no file read
-    found = await anyio.to_thread.run_sync(_candidates, state)
+    stop = ask.runner._finish.cancel if isinstance(ask, RunnerAsk) else None
+    found = await anyio.to_thread.run_sync(_candidates, state, stop)
     if not found:
         return 0
     chunks = state.plan.chunks

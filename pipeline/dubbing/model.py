@@ -5,7 +5,7 @@ Light on purpose (no PyAV, no numpy): finishing and the runner import it for eve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,6 +30,8 @@ class DubLine:
     fit: str = "none"
     max_speed: float = 1.25
     speed: float | None = None  # the speed the audio was asked at (None: the API's 1.0)
+    keys: tuple[str, ...] = ()  # the chunks' cache keys (they stand for the audio); () unknown
+    refit: float | None = None  # the speed of a faster second request (fit speed), if made
 
 
 class Timed(Protocol):
@@ -106,6 +108,9 @@ class DubOutcome:
     results: list[LineResult] = field(default_factory=list)
     clips_csv: str | None = None
     subtitle_paths: list[Path] = field(default_factory=list)
+    fingerprint: str | None = None  # of the timed track's inputs (None: not recorded)
+    track_reused: bool = False  # the track and its subtitles of an earlier run were kept
+    clips_reused: int = 0  # clips of an earlier run kept as they were
 
     def report(self, timed: bool) -> dict[str, Any]:
         """The chapter's ``dubbing`` object in report.json."""
@@ -116,6 +121,10 @@ class DubOutcome:
         out["refit"] = sum(r.refit_speed is not None for r in self.results)
         out["overflows"] = [r.overflow_json() for r in self.results if r.overflow_s is not None]
         out["overlaps"] = [r.overlap_json() for r in self.results if r.overlap_s is not None]
+        if timed:
+            out["reused_track"] = self.track_reused
+        if self.clips_csv is not None:
+            out["reused_clips"] = self.clips_reused
         return out
 
 
@@ -124,15 +133,30 @@ def is_timed(plan: ChapterPlan) -> bool:
     return bool(lines) and all(line.start is not None for line in lines)
 
 
-def dub_lines(plan: ChapterPlan, parts: Sequence[Path | None]) -> list[DubLine]:
-    """Every line of ``plan``'s chapter with its chunk files, in order."""
+def dub_lines(
+    plan: ChapterPlan,
+    parts: Sequence[Path | None],
+    keys: Sequence[str] = (),
+    refits: Mapping[str, float] | None = None,
+) -> list[DubLine]:
+    """Every line of ``plan``'s chapter with its chunk files, in order.
+
+    ``keys`` are the chunks' cache keys in the plan's order (none: the lines are not
+    fingerprinted, so never kept from an earlier run); ``refits`` the speeds lines were
+    asked again at, by line id.
+    """
     paths: list[list[Path]] = [[] for _ in plan.chapter.lines]
-    for chunk, path in zip(plan.chunks, parts, strict=True):
+    line_keys: list[list[str]] = [[] for _ in plan.chapter.lines]
+    known = len(keys) == len(plan.chunks)
+    for k, (chunk, path) in enumerate(zip(plan.chunks, parts, strict=True)):
         assert path is not None
         paths[chunk.line_index].append(path)
+        if known:
+            line_keys[chunk.line_index].append(keys[k])
+    refits = refits or {}
     return [
         DubLine(line.id, line.text, line.speaker, line.start, line.end, tuple(found),
-                line.fit, line.max_speed, line.params.speed)
-        for line, found in zip(plan.chapter.lines, paths, strict=True)
+                line.fit, line.max_speed, line.params.speed, tuple(mine), refits.get(line.id))
+        for line, found, mine in zip(plan.chapter.lines, paths, line_keys, strict=True)
         if found
     ]

@@ -54,11 +54,13 @@ def prepare_line(
 def write_track(
     lines: Sequence[DubLine], fmt: TrackFormat, path: Path, metadata: dict[str, str],
     on_line: LineSink | None = None,
+    check: Callable[[], None] | None = None,
 ) -> tuple[float, list[LineResult]]:
     """Write the timed track of ``lines`` (every one with a start) to ``path``.
 
     Returns the track's duration in seconds and each line's result, in ``lines``' order.
-    ``on_line`` gets every line as it is placed, with its samples when they were stretched.
+    ``on_line`` gets every line as it is placed, with its samples when they were stretched;
+    ``check`` is called before every second of silence (it raises to stop the track).
     """
     rate = output_rate(fmt.output_format, fmt.sample_rate)
     layout = probe_layout(lines[0].paths[0], fmt.response_format, fmt.sample_rate)
@@ -81,7 +83,7 @@ def write_track(
             at = round(line.start * rate)
             if line.end is not None:
                 last_end = max(last_end, round(line.end * rate))
-            yield from _advance(pending, at - cursor, channels, rate)
+            yield from _advance(pending, at - cursor, channels, rate, check)
             pending = pending[:, min(at - cursor, pending.shape[1]) :]
             cursor = at
             if pending.shape[1] < samples.shape[1]:
@@ -90,7 +92,7 @@ def write_track(
                 pending = grown
             pending[:, : samples.shape[1]] += samples
         total = max(last_end, cursor + pending.shape[1])
-        yield from _advance(pending, total - cursor, channels, rate)
+        yield from _advance(pending, total - cursor, channels, rate, check)
         length[0] = total
 
     encode_blocks(blocks(), path, fmt.output_format, rate, layout, metadata)
@@ -99,7 +101,9 @@ def write_track(
     return length[0] / rate, done
 
 
-def _advance(pending: Block, count: int, channels: int, rate: int) -> Iterator[Block]:
+def _advance(
+    pending: Block, count: int, channels: int, rate: int, check: Callable[[], None] | None
+) -> Iterator[Block]:
     """The first ``count`` samples from here: what is pending, then silence in blocks."""
     if count <= 0:
         return
@@ -108,6 +112,8 @@ def _advance(pending: Block, count: int, channels: int, rate: int) -> Iterator[B
     silence = count - min(count, pending.shape[1])
     block = rate * _BLOCK_S
     while silence > 0:
+        if check is not None:
+            check()
         n = min(block, silence)
         yield np.zeros((channels, n), dtype=np.float32)
         silence -= n

@@ -111,7 +111,10 @@ async def test_fit_speed_asks_again_just_fast_enough_and_the_cache_keeps_both(
     # A second run pays nothing: both answers of every refitted line are cached.
     _, _, second = await run(server, tmp_path, "speed")
     assert second["totals"]["requests"] == 0
-    assert second["chapters"][0]["dubbing"] == dubbing
+    # ... and rebuilds nothing: the faster answers' speeds are among the track's inputs.
+    again = second["chapters"][0]["dubbing"]
+    assert dubbing["reused_track"] is False and dubbing["reused_clips"] == 0
+    assert again == dict(dubbing, reused_track=True, reused_clips=CUES)
 
 
 async def test_fit_stretch_compresses_locally_without_a_request(
@@ -151,3 +154,33 @@ async def test_overflows_are_in_the_summary_and_junit_and_fit_strict_fails_the_c
     for line in unfittable(cues):
         assert f'name="scene fit {line}"' in xml
     assert xml.count('type="FitOverflow"') == len(unfittable(cues))
+
+
+async def test_plan_bounds_the_fit_speed_requests_and_the_run_stays_within_it(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    from helpers import cli_env, run_cli
+
+    from pipeline.dubbing.fit import refit_bound
+
+    server = make_server()
+    cues, _, report = await run(server, tmp_path, "speed")
+    plan = make_plan(tmp_path / "job.yaml")
+    bound, characters = refit_bound(plan)
+    # Every cue may overflow as far as plan knows: one per distinct text (identical requests
+    # of a chapter are sent once), whatever the audio turns out to be.
+    texts = {c[3] for c in cues}
+    assert bound == len(texts) and characters == sum(len(t) for t in texts)
+    # What the run asked again: the distinct bodies beyond one per text (the faster ones).
+    asked_again = len(server.stats.by_input) - len(texts)
+    assert report["chapters"][0]["dubbing"]["refit"] == len(overflowing(cues))
+    assert 0 < asked_again <= bound
+    # No fit speed, or lines already at their cap: nothing to ask again.
+    for defaults in ({"fit": "stretch"}, {"fit": "speed", "speed": 1.25}):
+        write_dub_job(tmp_path, tmp_path / "scene.srt", defaults=defaults)
+        assert refit_bound(make_plan(tmp_path / "job.yaml")) == (0, 0)
+    write_dub_job(tmp_path, tmp_path / "scene.srt", defaults={"fit": "speed"})
+    shown = run_cli("plan", tmp_path / "job.yaml", env=cli_env())
+    assert shown.returncode == 0, shown.stderr
+    assert (f"fit speed: at most {bound} more requests ({characters} characters) if every "
+            "`fit: speed` line overflows its cue (worst case") in shown.stdout
