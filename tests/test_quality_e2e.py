@@ -201,14 +201,6 @@ async def test_strict_fails_the_chapter_of_a_flagged_chunk(
     assert chapter["error"]["code"] == -8 and "clipped" in chapter["error"]["message"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "after merging single flight and claims (issue 18), the late re-request of a "
-        "chunk found bad costs one request more than this test counts (14 vs 13); open in "
-        "issue 17"
-    ),
-)
 async def test_a_chunk_accepted_while_learning_is_asked_again_when_found_bad(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
