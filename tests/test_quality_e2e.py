@@ -257,7 +257,12 @@ def test_cli_flag_reaches_jsonl_junit_and_strict_fails_the_chapter(
     # check finds the flagged chunk in the finished chapter, offline: exit 1.
     checked = run_cli("check", tmp_path / "lenient", "--json")
     assert checked.returncode == 1, checked.stderr
-    assert [f["rules"] for f in json.loads(checked.stdout)["findings"]] == [["gap"]]
+    findings = json.loads(checked.stdout)["findings"]
+    assert [f["rules"] for f in findings] == [["gap"]]
+    # The chunk map names the chunk's line, as the flag did.
+    assert findings[0]["file_line"] == flag["file_line"]
+    plain = run_cli("check", tmp_path / "lenient")
+    assert f"book.yaml:{flag['file_line']})" in plain.stdout, plain.stdout
 
 
 def test_cli_check_exit_status(make_server: MakeServer, tmp_path: Path) -> None:
