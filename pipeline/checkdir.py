@@ -9,9 +9,11 @@ finishing, see pipeline/audio/chunkmap.py) is cut at its chunks, and each chunk 
 its answer was, with its text, voice and speed, so that all the rules apply, the duration
 too (the pace is learnt per voice and file, as the runner learns it per voice). Without a
 map (audio made elsewhere, or by an older version), a chapter with subtitles (``.srt`` or
-``.vtt``) is cut at its cues, cues that touch joined into one span: readable subtitles cut a
-chunk at its sentences and clauses, and where no pause shows where, they share its time by
-characters, edge to edge; a clause is too short a thing to judge a pace on. Without either,
+``.vtt``) is cut at its cues, joined into spans of whole sentences: readable subtitles cut a
+chunk at its sentences and clauses (sharing its time by characters, edge to edge, where no
+pause shows where), and a clause is too short a thing to judge a pace on. A cue joins the one
+before it when they touch, or when that one ends inside a sentence and the pause between is
+short (``_CLAUSE_GAP_S``), as inside a chunk; never across a line's pause. Without either,
 the file is cut in ``WINDOW_S`` windows judged without text: no duration rule, and silences
 are measured across window ends. Clips are judged whole, with their text. Files are decoded
 as a stream: memory stays at one segment, whatever the length.
@@ -51,6 +53,9 @@ CLIPS_CSV = "clips.csv"
 _WINDOW_IGNORES = frozenset({"edge_silence", "duration_short", "duration_long"})
 # Cues closer than this are one span: SRT and WebVTT times are whole milliseconds.
 _TOUCH_S = 0.0015
+# A pause inside a sentence (at a comma) is shorter than this; a line's pause may not be.
+_CLAUSE_GAP_S = 1.0
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’»)\]}」』》】〉）]*\s*$")
 _CUE_TIME = re.compile(
     r"^\s*(\d+):(\d{2}):(\d{2})[,.](\d{3})\s*-->\s*(\d+):(\d{2}):(\d{2})[,.](\d{3})"
 )
@@ -371,11 +376,13 @@ class _FileChecker:
 
 
 def _joined(cues: list[tuple[float, float, str]]) -> list[_Span]:
-    """The cues as spans, those that touch joined (see the module docstring)."""
+    """The cues as spans of whole sentences (see the module docstring)."""
     spans: list[_Span] = []
     for start, end, text in cues:
         last = spans[-1] if spans else None
-        if last is not None and 0 <= start - last.end_s <= _TOUCH_S:
+        gap = start - last.end_s if last is not None else -1.0
+        inside = last is not None and not _SENTENCE_END.search(last.text or "")
+        if last is not None and (0 <= gap <= _TOUCH_S or (inside and 0 <= gap <= _CLAUSE_GAP_S)):
             spans[-1] = _Span(last.start_s, end, f"{last.text} {text}")
         else:
             spans.append(_Span(start, end, text))

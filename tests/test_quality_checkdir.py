@@ -77,24 +77,26 @@ def test_a_chapter_with_subtitles_is_judged_cue_by_cue(tmp_path: Path) -> None:
     assert finding["measures"]["longest_gap_s"] == pytest.approx(4.5, abs=0.05)
 
 
-def halves(cue: Cue) -> list[Cue]:
-    """A chunk's cue cut in two at a word, its time shared by characters (readable cues)."""
+def halves(cue: Cue, gap_ms: int) -> list[Cue]:
+    """A chunk's cue cut in two at a word, its time shared by characters (readable cues),
+    ``gap_ms`` between them (a pause found there)."""
     words = cue.text.split()
     first = " ".join(words[: len(words) // 2])
     middle = cue.start_ms + round((cue.end_ms - cue.start_ms) * len(first) / len(cue.text))
     return [
         Cue(cue.start_ms, middle, first, cue.line_id),
-        Cue(middle, cue.end_ms, " ".join(words[len(words) // 2 :]), cue.line_id),
+        Cue(middle + gap_ms, cue.end_ms, " ".join(words[len(words) // 2 :]), cue.line_id),
     ]
 
 
-def test_without_a_chunk_map_cues_that_touch_are_one_span(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gap_ms", [0, 250])
+def test_without_a_chunk_map_cues_are_joined_into_sentences(tmp_path: Path, gap_ms: int) -> None:
     parts = [(t, spoken(t)) for t in SENTENCES]
     bad = SENTENCES[5]
     parts[5] = (bad, np.concatenate((spoken(bad)[:RATE], quiet(4.5), spoken(bad)[RATE:])))
     audio, cues = chapter(parts)
     write_wav(tmp_path / "c1.wav", audio)
-    readable = [half for cue in cues for half in halves(cue)]
+    readable = [half for cue in cues for half in halves(cue, gap_ms)]
     (tmp_path / "c1.srt").write_text(to_srt(readable), encoding="utf-8")
     # A map that is not one: said, and the chapter is judged by its cues all the same.
     (tmp_path / "c1.chunks.json").write_text('{"chunk_map": 1}', encoding="utf-8")
