@@ -268,8 +268,14 @@ class Gatekeeper:
             # With retries 0 the late item is not requested again: obtain flags its old answer.
             again = dataclasses.replace(ref, key=alternate_key(ref.key))
             self._late_old[again] = (found, ref.key)
-            # Its chapter waits for it (and is joined again if it was already).
-            self._states[ref.chapter].remaining += 1
+            # Its chapter waits for it (and is joined again if it was already: under the key
+            # of the new answer, so that finishing does not take the old join as up to date).
+            state = self._states[ref.chapter]
+            state.remaining += 1
+            if len(state.keys) > ref.chunk:
+                keys = list(state.keys)
+                keys[ref.chunk] = again.key
+                state.keys = tuple(keys)
             self._late.append(Want(again.key, ((ref.chapter, ref.chunk),)))
 
     def _rejudge(self, found: _Accepted) -> Verdict:

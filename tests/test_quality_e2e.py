@@ -216,6 +216,33 @@ async def test_a_chunk_accepted_while_learning_is_asked_again_when_found_bad(
     check_faulty_left(out, again, job)
 
 
+async def test_a_chunk_found_bad_after_its_chapter_was_joined_is_joined_again(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    # One at a time: ch00 (2 lines, the first cut short) is joined before the voice's pace
+    # is learnt (5 chunks), in ch01; then its first chunk is found short and asked again.
+    job = write_book(tmp_path, 2, 12)
+    body = yaml.safe_load(job.read_text(encoding="utf-8"))
+    body["chapters"][0]["lines"] = body["chapters"][0]["lines"][:2]
+    job.write_text(yaml.safe_dump(body, allow_unicode=True, width=10**6), encoding="utf-8")
+    server = make_server()
+    server.queue_faults(["truncated"])
+    out = tmp_path / "out"
+    quality = QualityConfig()
+    await run_plan(make_plan(job), server, out, quality=quality, concurrency=1)
+    report = read_report(out)
+    assert report["status"] == "ok" and report["quality"]["late"] == 1
+    assert server.stats.requests == 15 and flags_of(report) == []
+    # The chapter joined again holds the good answer: as a run without the fault writes it.
+    clean = tmp_path / "clean"
+    await run_plan(make_plan(job), make_server(), clean, quality=quality, concurrency=1)
+    assert (out / "ch00.wav").read_bytes() == (clean / "ch00.wav").read_bytes()
+    # A second run keeps it: nothing is asked, and the file is still the good one.
+    await run_plan(make_plan(job), server, out, quality=quality, concurrency=1)
+    assert server.stats.requests == 15
+    assert (out / "ch00.wav").read_bytes() == (clean / "ch00.wav").read_bytes()
+
+
 async def test_quality_off_takes_every_answer(make_server: MakeServer, tmp_path: Path) -> None:
     server = make_server()
     server.queue_faults(["silent"])
