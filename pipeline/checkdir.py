@@ -4,12 +4,19 @@ Which files: the chapters (and their subtitles) named by ``report.json`` when th
 one, else every audio file in it (hidden folders, such as the chunk cache, are skipped); and
 every ``clips.csv`` (per-line clips: its ``file`` and ``text`` columns).
 
-How a file is judged: a chapter with subtitles (``<chapter>.srt`` or ``.vtt``, one cue per
-chunk) is cut at its cues and each cue is judged as an answer with its text, so that all the
-rules apply, the duration too (the pace is learnt per file, as the runner learns it per
-voice). Without subtitles the file is cut in ``WINDOW_S`` windows judged without text: no
-duration rule, and silences are measured across window ends. Clips are judged whole, with
-their text. Files are decoded as a stream: memory stays at one segment, whatever the length.
+How a file is judged: a chapter with its chunk map (``<chapter>.chunks.json``, written by
+finishing, see pipeline/audio/chunkmap.py) is cut at its chunks, and each chunk is judged as
+its answer was, with its text, voice and speed, so that all the rules apply, the duration
+too (the pace is learnt per voice and file, as the runner learns it per voice). Without a
+map (audio made elsewhere, or by an older version), a chapter with subtitles (``.srt`` or
+``.vtt``) is cut at its cues, joined into spans of whole sentences: readable subtitles cut a
+chunk at its sentences and clauses (sharing its time by characters, edge to edge, where no
+pause shows where), and a clause is too short a thing to judge a pace on. A cue joins the one
+before it when they touch, or when that one ends inside a sentence and the pause between is
+short (``_CLAUSE_GAP_S``), as inside a chunk; never across a line's pause. Without either,
+the file is cut in ``WINDOW_S`` windows judged without text: no duration rule, and silences
+are measured across window ends. Clips are judged whole, with their text. Files are decoded
+as a stream: memory stays at one segment, whatever the length.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.audio.avutil import av_errors
+from pipeline.audio.chunkmap import ChunkMapError, chunk_map_path, read_chunk_map
 from pipeline.audio.model import AudioError
 from pipeline.audio.process import decode_blocks, open_part
 from pipeline.errors import ConfigError
@@ -43,6 +51,11 @@ AUDIO_SUFFIXES = AUDIO_FILE_FORMATS
 CLIPS_CSV = "clips.csv"
 # Rules that mean nothing for a window cut at an arbitrary point.
 _WINDOW_IGNORES = frozenset({"edge_silence", "duration_short", "duration_long"})
+# Cues closer than this are one span: SRT and WebVTT times are whole milliseconds.
+_TOUCH_S = 0.0015
+# A pause inside a sentence (at a comma) is shorter than this; a line's pause may not be.
+_CLAUSE_GAP_S = 1.0
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’»)\]}」』》】〉）]*\s*$")
 _CUE_TIME = re.compile(
     r"^\s*(\d+):(\d{2}):(\d{2})[,.](\d{3})\s*-->\s*(\d+):(\d{2}):(\d{2})[,.](\d{3})"
 )
@@ -62,6 +75,9 @@ class Finding:
     text: str | None = None
     measures: dict[str, float] = field(default_factory=dict)
     message: str | None = None  # for a file that cannot be read
+    line: str | None = None  # from the chunk map: the line's id and where it is in the job
+    source_file: str | None = None
+    file_line: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -76,6 +92,9 @@ class Finding:
             out["measures"] = self.measures
         if self.message is not None:
             out["message"] = self.message
+        for key in ("line", "source_file", "file_line"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
 
@@ -95,12 +114,30 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
-class _Segment:
+class _Span:
+    """Where to cut, and what is known of what was said there."""
+
     start_s: float
     end_s: float
     text: str | None
+    voice: str | None = None  # the gate's pace key; None: the file's
+    speed: float = 1.0
+    line: str | None = None
+    source_file: str | None = None
+    file_line: int | None = None
+
+
+@dataclass(frozen=True)
+class _Segment:
+    start_s: float
+    end_s: float
+    span: _Span
     samples: Floats
     rate: int
+
+    @property
+    def text(self) -> str | None:
+        return self.span.text
 
 
 def check_output_dir(
@@ -196,9 +233,7 @@ def _stream(path: Path, fmt: str, pcm_rate: int) -> tuple[int, Iterator[Floats]]
     return rate, (b.reshape(-1).astype(np.float32, copy=False) for b in blocks)
 
 
-def _cut(
-    chunks: Iterator[Floats], rate: int, spans: list[tuple[float, float, str]] | None
-) -> Iterator[_Segment]:
+def _cut(chunks: Iterator[Floats], rate: int, spans: list[_Span] | None) -> Iterator[_Segment]:
     """Segments at ``spans`` (sorted, not overlapping), or ``WINDOW_S`` windows when None."""
     held: list[Floats] = []
     held_start = held_size = 0  # the first held sample's index in the file, and how many
@@ -213,14 +248,14 @@ def _cut(
         held, held_start, held_size = [rest], max(end, held_start), rest.size
         return piece
 
-    def next_span() -> tuple[int, int, str | None] | None:
+    def next_span() -> tuple[int, int, _Span] | None:
         if queue is None:
             w = round(WINDOW_S * rate)
-            return index * w, (index + 1) * w, None
+            return index * w, (index + 1) * w, _Span(index * WINDOW_S, (index + 1) * WINDOW_S, None)
         if index >= len(queue):
             return None
-        s, e, text = queue[index]
-        return round(s * rate), round(e * rate), text
+        span = queue[index]
+        return round(span.start_s * rate), round(span.end_s * rate), span
 
     for chunk in chunks:
         held.append(chunk)
@@ -242,6 +277,7 @@ class _FileChecker:
     """Judges one chapter file's segments with a gate of its own (its pace, its loudness)."""
 
     def __init__(self, out_dir: Path, path: Path, config: QualityConfig, result: CheckResult):
+        self.out_dir = out_dir
         self.path = path
         self.name = path.relative_to(out_dir).as_posix()
         self.config = config
@@ -251,14 +287,14 @@ class _FileChecker:
 
     def run(self, subtitles: Path | None, pcm_rate: int) -> None:
         fmt = AUDIO_SUFFIXES[self.path.suffix.lower()]
-        cues = (read_cues(subtitles) if subtitles is not None else None) or None
+        spans = self._mapped() or (_joined(read_cues(subtitles)) if subtitles else None) or None
         rate, chunks = _stream(self.path, fmt, pcm_rate)
         last: tuple[_Segment, Measures] | None = None
-        for index, segment in enumerate(_cut(chunks, rate, cues)):
+        for index, segment in enumerate(_cut(chunks, rate, spans)):
             m = measure(segment.samples, segment.rate)
             self.result.segments += 1
-            if cues:
-                rules = self.gate.judge(segment.text or "", self.name, 1.0, self.name, m).rules
+            if spans:
+                rules = self._judge(segment.span, m).rules
             else:
                 rules = self._window_rules(m, last[1] if last else None, first=index == 0)
             if rules:
@@ -267,17 +303,38 @@ class _FileChecker:
                 self._accept(index, segment, m)
             last = segment, m
         if (
-            not cues
+            not spans
             and last is not None
             and last[1].trailing_silence_s > self.config.max_edge_silence_s
         ):
             self._add(last[0], ("edge_silence",), last[1])
 
+    def _mapped(self) -> list[_Span] | None:
+        """The chunks of the file's chunk map; None without one (a bad one is a finding)."""
+        path = chunk_map_path(self.path)
+        try:
+            found = read_chunk_map(path, self.path)
+        except ChunkMapError as e:
+            name = path.relative_to(self.out_dir).as_posix()
+            self.result.findings.append(Finding(name, 0.0, 0.0, ("unreadable",), message=str(e)))
+            return None
+        if found is None:
+            return None
+        return [
+            _Span(c.start_s, c.end_s, c.text, c.source.voice, c.source.speed, c.line,
+                  c.source.file, c.source.file_line)
+            for c in found.chunks
+        ]  # fmt: skip
+
+    def _judge(self, span: _Span, m: Measures) -> Verdict:
+        voice = self.name if span.voice is None else span.voice
+        return self.gate.judge(span.text or "", voice, span.speed, self.name, m)
+
     def _window_rules(
         self, m: Measures, before: Measures | None, *, first: bool
     ) -> tuple[str, ...]:
         """A window's rules: no text, and its ends are not the file's, except the first's."""
-        verdict = self.gate.judge("", self.name, 1.0, self.name, m)
+        verdict = self._judge(_Span(0.0, 0.0, None), m)
         rules = [r for r in verdict.rules if r not in _WINDOW_IGNORES]
         if first and m.leading_silence_s > self.config.max_edge_silence_s and m.active_s > 0:
             rules.append("edge_silence")
@@ -290,15 +347,16 @@ class _FileChecker:
 
     def _accept(self, index: int, segment: _Segment, m: Measures) -> None:
         """Teach the gate; earlier segments it now finds bad become findings."""
-        text = segment.text or ""
-        verdict = self.gate.judge(text, self.name, 1.0, self.name, m)
+        span = segment.span
+        verdict = self._judge(span, m)
         # Without the samples: only a provisional verdict's segment is looked at again.
         if verdict.provisional:
             self.judged[index] = (dataclasses.replace(segment, samples=_NO_SAMPLES), m)
-        for ref in self.gate.accept(text, self.name, 1.0, self.name, verdict, index):
+        voice = self.name if span.voice is None else span.voice
+        for ref in self.gate.accept(span.text or "", voice, span.speed, self.name, verdict, index):
             assert isinstance(ref, int)
             earlier, measures = self.judged.pop(ref)
-            again = self.gate.judge(earlier.text or "", self.name, 1.0, self.name, measures)
+            again = self._judge(earlier.span, measures)
             rules = (
                 again.rules
                 if earlier.text is not None
@@ -308,9 +366,27 @@ class _FileChecker:
                 self._add(earlier, rules, measures)
 
     def _add(self, segment: _Segment, rules: tuple[str, ...], m: Measures) -> None:
+        span = segment.span
         self.result.findings.append(
-            Finding(self.name, segment.start_s, segment.end_s, rules, segment.text, m.to_json())
-        )
+            Finding(
+                self.name, segment.start_s, segment.end_s, rules, span.text, m.to_json(),
+                line=span.line, source_file=span.source_file, file_line=span.file_line,
+            )
+        )  # fmt: skip
+
+
+def _joined(cues: list[tuple[float, float, str]]) -> list[_Span]:
+    """The cues as spans of whole sentences (see the module docstring)."""
+    spans: list[_Span] = []
+    for start, end, text in cues:
+        last = spans[-1] if spans else None
+        gap = start - last.end_s if last is not None else -1.0
+        inside = last is not None and not _SENTENCE_END.search(last.text or "")
+        if last is not None and (0 <= gap <= _TOUCH_S or (inside and 0 <= gap <= _CLAUSE_GAP_S)):
+            spans[-1] = _Span(last.start_s, end, f"{last.text} {text}")
+        else:
+            spans.append(_Span(start, end, text))
+    return spans
 
 
 def _check_clips(

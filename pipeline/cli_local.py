@@ -66,7 +66,10 @@ def cmd_check(args: argparse.Namespace, env: Environment) -> int:
             # Subtitle text and file names come from outside: escaped before printing.
             text = f" {f.text!r}" if f.text else ""
             why = f": {f.message}" if f.message else ""
-            line = f"{f.file} {f.start_s:.2f}-{f.end_s:.2f} s: {', '.join(f.rules)}{text}{why}"
+            where = f" ({f.source_file}:{f.file_line})" if f.file_line is not None else ""
+            line = (
+                f"{f.file} {f.start_s:.2f}-{f.end_s:.2f} s: {', '.join(f.rules)}{text}{where}{why}"
+            )
             print(escape_controls(line))
         print(f"{len(result.findings)} flagged in {result.files} files, {result.segments} "
               "segments checked", file=sys.stderr)

@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,6 +24,7 @@ import anyio
 
 # Only the light model and control here: assembly and the book load PyAV and numpy, which
 # a run needs after its first answer, never on the way to its first request (issue 18).
+from pipeline.audio.chunkmap import ChunkSource, chunk_sources, keep_chunk_map, write_chunk_map
 from pipeline.audio.control import FinishCancelled
 from pipeline.audio.fingerprint import (
     book_fingerprint,
@@ -150,19 +151,25 @@ def finish_chapter(
     *,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
+    sources: Sequence[ChunkSource] | None = None,
 ) -> Finished:
-    """``spec``'s files, built unless the recorded ones are up to date; blocking."""
+    """``spec``'s files, built unless the recorded ones are up to date; blocking.
+
+    With ``sources`` (one per part), the chunk map is written beside the chapter file too
+    (pipeline/audio/chunkmap.py); a kept chapter without its map is built again."""
     fingerprint = chapter_fingerprint(spec, keys) if len(keys) == len(spec.parts) else None
     subtitle_paths = tuple(spec.out_path.with_suffix(f".{kind}") for kind in spec.subtitles)
     if fingerprint is not None and is_up_to_date(spec.out_path, fingerprint, subtitle_paths):
         duration = recorded_duration(spec.out_path)
-        if duration is not None:
+        if duration is not None and (sources is None or keep_chunk_map(spec.out_path, sources)):
             return Finished(spec.out_path, duration, subtitle_paths, fingerprint, reused=True)
     # The record goes first: a rebuild that fails or is stopped is never taken as done.
     forget_output(spec.out_path)
     from pipeline.audio.assemble import assemble_chapter  # PyAV and numpy: first use only
 
     result = assemble_chapter(spec, progress=progress, cancel=cancel)
+    if sources is not None:
+        write_chunk_map(result.path, result.duration_s, result.cues, sources)
     if fingerprint is not None:
         record_output(
             result.path, fingerprint, result.subtitle_paths, duration_s=result.duration_s
@@ -209,6 +216,7 @@ async def assemble(state: ChapterState, ctx: FinishContext) -> ChapterError | No
             state.keys,
             progress=_reporter(ctx.progress, chapter_id),
             cancel=ctx.cancel,
+            sources=chunk_sources(state.plan),
         )
         try:
             result = await anyio.to_thread.run_sync(work)

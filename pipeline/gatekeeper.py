@@ -18,7 +18,7 @@ The runner makes one ``Gatekeeper`` per run and touches it at three places:
 
 A refused answer is never cached under its request's key: a later run must not take it as
 good. The kept answer of a flagged chunk and the new answer of a late one go under
-``alternate_key(key)``; ``settle()`` (end of run, from ``finish_report``) moves a late
+``alternate_key(key)``; ``settle()`` (end of run, before the cache closes) moves a late
 chunk's good answer to its own key, where the bad one was.
 """
 
@@ -222,7 +222,10 @@ class Gatekeeper:
             yield self._late.popleft()
 
     def settle(self) -> None:
-        """Put each late chunk's good answer under its own key, where its bad one was."""
+        """Put each late chunk's good answer under its own key, where its bad one was.
+
+        Before the cache is closed (the runner does it then): a closed cache has no staging
+        folder, and the bad answer would be gone with nothing in its place."""
         for key, path in self._settle:
             try:
                 data = path.read_bytes()
@@ -236,8 +239,8 @@ class Gatekeeper:
     def finish_report(self, report: RunReport) -> None:
         """The run's ``quality`` counts; the audio total, if a chapter was joined twice.
 
-        Also settles the cache (see the module docstring): a few files, and only when a chunk
-        was found bad late, so it is done here rather than in a thread."""
+        Settles the cache too, if the runner has not (see the module docstring): a few files,
+        and only when a chunk was found bad late, so it is not done in a thread."""
         self.settle()
         report.extra["quality"] = self.counts.to_json(self.enabled)
         if self.counts.late:
@@ -265,8 +268,14 @@ class Gatekeeper:
             # With retries 0 the late item is not requested again: obtain flags its old answer.
             again = dataclasses.replace(ref, key=alternate_key(ref.key))
             self._late_old[again] = (found, ref.key)
-            # Its chapter waits for it (and is joined again if it was already).
-            self._states[ref.chapter].remaining += 1
+            # Its chapter waits for it (and is joined again if it was already: under the key
+            # of the new answer, so that finishing does not take the old join as up to date).
+            state = self._states[ref.chapter]
+            state.remaining += 1
+            if len(state.keys) > ref.chunk:
+                keys = list(state.keys)
+                keys[ref.chunk] = again.key
+                state.keys = tuple(keys)
             self._late.append(Want(again.key, ((ref.chapter, ref.chunk),)))
 
     def _rejudge(self, found: _Accepted) -> Verdict:

@@ -196,6 +196,9 @@ class Runner:
             try:
                 await self._run_guarded()
             finally:
+                # Settling stores into the cache (a late chunk's good answer under its own
+                # key): after close, its staging folder is gone and the put would fail.
+                self._keeper.settle()
                 await close_quietly(self._cache)
                 report = self._report(started)
                 if self._config.write_report:

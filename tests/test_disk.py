@@ -231,7 +231,8 @@ def test_a_cache_from_another_host_or_format_is_never_used(
     server.reset()
     assert _run(mp3_job, third, server).status == "ok"
     assert server.stats.requests == CHUNKS, "a wav answer was reused for mp3"
-    assert sorted(p.suffix for p in third.glob("ch*")) == [".mp3"] * (CHUNKS // PER_CHAPTER)
+    audio = [p.suffix for p in third.glob("ch*") if not p.name.endswith(".chunks.json")]
+    assert sorted(audio) == [".mp3"] * (CHUNKS // PER_CHAPTER)
     assert ChunkCache(cache).get("f" * 64) is None
 
 

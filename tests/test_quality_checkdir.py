@@ -14,6 +14,7 @@ import yaml
 from helpers import RATE, make_plan, run_plan
 from test_quality import burst, quiet, speech
 
+from pipeline.audio.chunkmap import chunk_map_path
 from pipeline.audio.model import Cue
 from pipeline.audio.subtitles import to_srt, to_vtt
 from pipeline.checkdir import WINDOW_S, check_output_dir, read_cues
@@ -74,6 +75,39 @@ def test_a_chapter_with_subtitles_is_judged_cue_by_cue(tmp_path: Path) -> None:
     finding = result.findings[0].to_json()
     assert finding["start_s"] == pytest.approx(cues[5].start_s, abs=0.01)
     assert finding["measures"]["longest_gap_s"] == pytest.approx(4.5, abs=0.05)
+
+
+def halves(cue: Cue, gap_ms: int) -> list[Cue]:
+    """A chunk's cue cut in two at a word, its time shared by characters (readable cues),
+    ``gap_ms`` between them (a pause found there)."""
+    words = cue.text.split()
+    first = " ".join(words[: len(words) // 2])
+    middle = cue.start_ms + round((cue.end_ms - cue.start_ms) * len(first) / len(cue.text))
+    return [
+        Cue(cue.start_ms, middle, first, cue.line_id),
+        Cue(middle + gap_ms, cue.end_ms, " ".join(words[len(words) // 2 :]), cue.line_id),
+    ]
+
+
+@pytest.mark.parametrize("gap_ms", [0, 250])
+def test_without_a_chunk_map_cues_are_joined_into_sentences(tmp_path: Path, gap_ms: int) -> None:
+    parts = [(t, spoken(t)) for t in SENTENCES]
+    bad = SENTENCES[5]
+    parts[5] = (bad, np.concatenate((spoken(bad)[:RATE], quiet(4.5), spoken(bad)[RATE:])))
+    audio, cues = chapter(parts)
+    write_wav(tmp_path / "c1.wav", audio)
+    readable = [half for cue in cues for half in halves(cue, gap_ms)]
+    (tmp_path / "c1.srt").write_text(to_srt(readable), encoding="utf-8")
+    # A map that is not one: said, and the chapter is judged by its cues all the same.
+    (tmp_path / "c1.chunks.json").write_text('{"chunk_map": 1}', encoding="utf-8")
+    result = check_output_dir(tmp_path)
+    assert (result.files, result.segments) == (1, len(SENTENCES))
+    found = [(f.file, f.text, f.rules) for f in result.findings]
+    assert found == [
+        ("c1.chunks.json", None, ("unreadable",)),
+        ("c1.wav", bad, ("duration_long", "gap")),
+    ]
+    assert "audio must be an object" in (result.findings[0].message or "")
 
 
 def test_a_quiet_first_cue_is_found_once_the_chapter_median_forms(tmp_path: Path) -> None:
@@ -168,12 +202,23 @@ async def test_a_real_run_checks_clean_and_its_faults_are_found(
     clean = tmp_path / "clean"
     await run_plan(make_plan(path), server, clean)
     result = check_output_dir(clean)
-    # No subtitles: the chapter (about 40 s) is judged in windows.
+    # The chunk map beside the chapter: judged chunk by chunk, with their texts.
+    assert (result.files, result.segments, result.findings) == (1, len(SENTENCES), [])
+    # No map and no subtitles: the chapter (about 40 s) is judged in windows.
+    chunk_map_path(clean / "c1.mp3").unlink()
+    result = check_output_dir(clean)
     assert (result.files, result.segments, result.findings) == (1, 2, [])
     # The runner has no gate yet: padded answers land in the chapter, and check finds them.
     server.queue_faults(["padded"])
     faulty = tmp_path / "faulty"
     await run_plan(make_plan(path), server, faulty, cache_dir=faulty / ".cache")
+    result = check_output_dir(faulty)
+    [finding] = result.findings
+    assert "gap" in finding.rules and finding.text in SENTENCES
+    assert finding.line is not None and (finding.source_file or "").endswith("job.yaml")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert finding.file_line is not None and finding.text[:20] in lines[finding.file_line - 1]
+    chunk_map_path(faulty / "c1.mp3").unlink()
     result = check_output_dir(faulty)
     assert [f.rules for f in result.findings] == [("gap",)]
     assert result.findings[0].text is None

@@ -2,8 +2,8 @@
 
 Each run is a tone-engine job against the local server injecting one quality fault kind at
 5 %. The server's counters say how many faults it injected and how many requests it got; the
-finished chapters are decoded and measured again (``check_output_dir``, one subtitle cue per
-chunk) to show that no faulty chunk is left in them but the flagged ones.
+finished chapters are decoded and measured again (``check_output_dir``, cut at the chunks of
+each chapter's chunk map) to show that no faulty chunk is left in them but the flagged ones.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def sentences(count: int, seed: int) -> list[str]:
 def write_book(directory: Path, chapters: int, lines: int, quality: object = None) -> Path:
     body: dict[str, Any] = {
         "defaults": {"voice_id": VOICE, "response_format": "wav", "sample_rate": RATE},
-        "output": {"subtitles": ["srt"]},  # check cuts a chapter at its cues: one per chunk
+        "output": {"subtitles": ["srt"]},  # readable cues: check must not judge them
         "chapters": [
             {"id": f"ch{c:02d}", "lines": [{"text": t} for t in sentences(lines, c)]}
             for c in range(chapters)
@@ -104,8 +104,11 @@ def check_faulty_left(out: Path, report: dict[str, Any], job: Path) -> None:
     """Measured again, the chapters hold no faulty chunk but the flagged ones."""
     flagged = {(f["file_line"]) for f in flags_of(report)}
     lines = file_lines(job)
-    findings = check_output_dir(out).findings
-    left = [f for f in findings if lines.get(f.text or "") not in flagged]
+    checked = check_output_dir(out)
+    # Cut at the chunk maps (a segment per chunk), each finding names its chunk's line.
+    assert checked.segments == report["totals"]["chunks"]
+    assert all(f.file_line == lines[f.text or ""] for f in checked.findings)
+    left = [f for f in checked.findings if f.file_line not in flagged]
     assert left == [], [f.to_json() for f in left]
     for flag in flags_of(report):
         assert flag["file"].endswith("book.yaml") and flag["file_line"] in lines.values()
@@ -131,13 +134,6 @@ async def fault_run(
     return report
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "the final audit (`check` cue by cue) can flag a clean clause cue since readable "
-        "subtitles (issue 14) time clauses by characters; open in issue 17"
-    ),
-)
 @pytest.mark.parametrize("kind", QUALITY_FAULT_KINDS)
 async def test_a_quality_fault_at_5_percent_is_fixed_or_flagged(
     make_server: MakeServer, tmp_path: Path, kind: str
@@ -201,14 +197,6 @@ async def test_strict_fails_the_chapter_of_a_flagged_chunk(
     assert chapter["error"]["code"] == -8 and "clipped" in chapter["error"]["message"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "after merging single flight and claims (issue 18), the late re-request of a "
-        "chunk found bad costs one request more than this test counts (14 vs 13); open in "
-        "issue 17"
-    ),
-)
 async def test_a_chunk_accepted_while_learning_is_asked_again_when_found_bad(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
@@ -228,6 +216,33 @@ async def test_a_chunk_accepted_while_learning_is_asked_again_when_found_bad(
     check_faulty_left(out, again, job)
 
 
+async def test_a_chunk_found_bad_after_its_chapter_was_joined_is_joined_again(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    # One at a time: ch00 (2 lines, the first cut short) is joined before the voice's pace
+    # is learnt (5 chunks), in ch01; then its first chunk is found short and asked again.
+    job = write_book(tmp_path, 2, 12)
+    body = yaml.safe_load(job.read_text(encoding="utf-8"))
+    body["chapters"][0]["lines"] = body["chapters"][0]["lines"][:2]
+    job.write_text(yaml.safe_dump(body, allow_unicode=True, width=10**6), encoding="utf-8")
+    server = make_server()
+    server.queue_faults(["truncated"])
+    out = tmp_path / "out"
+    quality = QualityConfig()
+    await run_plan(make_plan(job), server, out, quality=quality, concurrency=1)
+    report = read_report(out)
+    assert report["status"] == "ok" and report["quality"]["late"] == 1
+    assert server.stats.requests == 15 and flags_of(report) == []
+    # The chapter joined again holds the good answer: as a run without the fault writes it.
+    clean = tmp_path / "clean"
+    await run_plan(make_plan(job), make_server(), clean, quality=quality, concurrency=1)
+    assert (out / "ch00.wav").read_bytes() == (clean / "ch00.wav").read_bytes()
+    # A second run keeps it: nothing is asked, and the file is still the good one.
+    await run_plan(make_plan(job), server, out, quality=quality, concurrency=1)
+    assert server.stats.requests == 15
+    assert (out / "ch00.wav").read_bytes() == (clean / "ch00.wav").read_bytes()
+
+
 async def test_quality_off_takes_every_answer(make_server: MakeServer, tmp_path: Path) -> None:
     server = make_server()
     server.queue_faults(["silent"])
@@ -241,13 +256,6 @@ async def test_quality_off_takes_every_answer(make_server: MakeServer, tmp_path:
 # --- the command line ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "since readable subtitles (issue 14) cut cues at clauses, `check` no longer finds "
-        "the flagged gap cue by cue; open in issue 17"
-    ),
-)
 def test_cli_flag_reaches_jsonl_junit_and_strict_fails_the_chapter(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
@@ -276,16 +284,14 @@ def test_cli_flag_reaches_jsonl_junit_and_strict_fails_the_chapter(
     # check finds the flagged chunk in the finished chapter, offline: exit 1.
     checked = run_cli("check", tmp_path / "lenient", "--json")
     assert checked.returncode == 1, checked.stderr
-    assert [f["rules"] for f in json.loads(checked.stdout)["findings"]] == [["gap"]]
+    findings = json.loads(checked.stdout)["findings"]
+    assert [f["rules"] for f in findings] == [["gap"]]
+    # The chunk map names the chunk's line, as the flag did.
+    assert findings[0]["file_line"] == flag["file_line"]
+    plain = run_cli("check", tmp_path / "lenient")
+    assert f"book.yaml:{flag['file_line']})" in plain.stdout, plain.stdout
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "readable subtitles (issue 14) changed the number of cues `check` judges; open in "
-        "issue 17"
-    ),
-)
 def test_cli_check_exit_status(make_server: MakeServer, tmp_path: Path) -> None:
     server = make_server()
     job = write_book(tmp_path, 1, 6)
