@@ -130,6 +130,7 @@ class _Accepted:
     text: str
     chapter: str
     verdict: Verdict
+    users: tuple[tuple[int, int], ...]  # every chunk this answer went to (single flight)
 
 
 class Gatekeeper:
@@ -187,9 +188,16 @@ class Gatekeeper:
             return self._built_gate
 
     async def obtain(
-        self, item: ItemT, chunk: Chunk, synthesize: Callable[[ItemT, Chunk], Awaitable[Path]]
+        self,
+        item: ItemT,
+        chunk: Chunk,
+        synthesize: Callable[[ItemT, Chunk], Awaitable[Path]],
+        users: Sequence[tuple[int, int]] = (),
     ) -> Path:
-        """The chunk's answer: one the gate passed, else the best of ``retries + 1``."""
+        """The chunk's answer: one the gate passed, else the best of ``retries + 1``.
+
+        ``users`` are every (chapter, chunk) the answer goes to: a chunk found bad late is
+        asked for again for all of them, not only for ``item``."""
         if not self.enabled:
             return await synthesize(item, chunk)
         old, own_key = self._late_old.pop(item, (None, item.key))
@@ -205,7 +213,8 @@ class Gatekeeper:
                 if best is None or rejected.verdict.better_than(best.verdict):
                     best = rejected
                 continue
-            self._accept(item, chunk, path, self._judged.pop(item))
+            served = tuple(users) or ((item.chapter, item.chunk),)
+            self._accept(item, chunk, path, self._judged.pop(item), served)
             if old is not None:
                 self._settle.append((own_key, path))
             return path
@@ -251,13 +260,20 @@ class Gatekeeper:
     def chapter_flags(self, chapter: int) -> list[dict[str, Any]]:
         return [f.to_json() for f in self.flags.get(chapter, [])]
 
-    def _accept(self, item: _Item, chunk: Chunk, path: Path, verdict: Verdict) -> None:
+    def _accept(
+        self,
+        item: _Item,
+        chunk: Chunk,
+        path: Path,
+        verdict: Verdict,
+        users: tuple[tuple[int, int], ...],
+    ) -> None:
         params = chunk.params
         voice, speed = params.voice_id, _speed(chunk)
         late = self._gate.accept(chunk.text, voice, speed, chunk.chapter_id, verdict, ref=item)
         if verdict.provisional:
             self._provisional[item] = _Accepted(
-                path, voice, speed, chunk.text, chunk.chapter_id, verdict
+                path, voice, speed, chunk.text, chunk.chapter_id, verdict, users
             )
         for found_ref in late:
             ref: Any = found_ref
@@ -268,15 +284,17 @@ class Gatekeeper:
             # With retries 0 the late item is not requested again: obtain flags its old answer.
             again = dataclasses.replace(ref, key=alternate_key(ref.key))
             self._late_old[again] = (found, ref.key)
-            # Its chapter waits for it (and is joined again if it was already: under the key
-            # of the new answer, so that finishing does not take the old join as up to date).
-            state = self._states[ref.chapter]
-            state.remaining += 1
-            if len(state.keys) > ref.chunk:
-                keys = list(state.keys)
-                keys[ref.chunk] = again.key
-                state.keys = tuple(keys)
-            self._late.append(Want(again.key, ((ref.chapter, ref.chunk),)))
+            # Each chapter it went to waits for it (and is joined again if it was already:
+            # under the key of the new answer, so that finishing does not take the old join
+            # as up to date).
+            for chapter, index in found.users:
+                state = self._states[chapter]
+                state.remaining += 1
+                if len(state.keys) > index:
+                    keys = list(state.keys)
+                    keys[index] = again.key
+                    state.keys = tuple(keys)
+            self._late.append(Want(again.key, found.users))
 
     def _rejudge(self, found: _Accepted) -> Verdict:
         return self._gate.judge(

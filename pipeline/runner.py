@@ -271,7 +271,7 @@ class Runner:
                 ci, k = users[0]
                 chunk = self._states[ci].plan.chunks[k]
                 try:
-                    path, cached = await self._obtain(_Item(ci, k, want.key), chunk)
+                    path, cached = await self._obtain(_Item(ci, k, want.key), chunk, users)
                 except _Stopped:
                     continue
                 except BudgetExhausted as e:
@@ -292,11 +292,11 @@ class Runner:
                     continue
                 await self._deliver(users, path, cached, done)
 
-    async def _obtain(self, item: _Item, chunk: Chunk) -> tuple[Path, bool]:
+    async def _obtain(self, item: _Item, chunk: Chunk, users: _Users) -> tuple[Path, bool]:
         retry = self._config.retry
         timeout_s = claim_timeout_s(self._config.attempt_timeout_s, retry.retries, retry.max_s)
         try:
-            buy = lambda: self._keeper.obtain(item, chunk, self._synthesize)  # noqa: E731
+            buy = lambda: self._keeper.obtain(item, chunk, self._synthesize, users)  # noqa: E731
             return await bought_once(self._cache, item.key, timeout_s, buy)
         except StorageError as e:
             raise _StorageFailed(str(e)) from e

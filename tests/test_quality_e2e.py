@@ -243,6 +243,30 @@ async def test_a_chunk_found_bad_after_its_chapter_was_joined_is_joined_again(
     assert (out / "ch00.wav").read_bytes() == (clean / "ch00.wav").read_bytes()
 
 
+async def test_a_chunk_found_bad_late_is_asked_again_for_every_chunk_it_served(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    # ch01 opens with ch00's first line: one request serves both (single flight). That
+    # answer is cut short, accepted while the pace is unknown, then found bad: both
+    # chapters must get the good answer, not only the chunk the request was made for.
+    job = write_book(tmp_path, 2, 12)
+    body = yaml.safe_load(job.read_text(encoding="utf-8"))
+    body["chapters"][1]["lines"][0] = body["chapters"][0]["lines"][0]
+    job.write_text(yaml.safe_dump(body, allow_unicode=True, width=10**6), encoding="utf-8")
+    server = make_server()
+    server.queue_faults(["truncated"])
+    out = tmp_path / "out"
+    quality = QualityConfig()
+    await run_plan(make_plan(job), server, out, quality=quality, concurrency=1)
+    report = read_report(out)
+    assert report["status"] == "ok" and report["quality"]["late"] == 1
+    assert server.stats.requests == 24 and flags_of(report) == []
+    clean = tmp_path / "clean"
+    await run_plan(make_plan(job), make_server(), clean, quality=quality, concurrency=1)
+    for name in ("ch00.wav", "ch01.wav"):
+        assert (out / name).read_bytes() == (clean / name).read_bytes(), name
+
+
 async def test_quality_off_takes_every_answer(make_server: MakeServer, tmp_path: Path) -> None:
     server = make_server()
     server.queue_faults(["silent"])
