@@ -103,6 +103,9 @@ class ChapterState:
     reused: bool = False  # the file of an earlier run was up to date
     dubbing: dict[str, Any] | None = None  # timed track, clips, fit: report.json's dubbing
     refits: dict[str, float] = field(default_factory=dict)  # line id -> speed asked again
+    # One join at a time: a chunk found bad late joins the chapter again, and that join must
+    # land after (and not beside) one still running on the old answer.
+    joining: anyio.Lock = field(default_factory=anyio.Lock, repr=False, compare=False)
 
 
 def output_extension(response_format: str, output_format: str | None) -> str:
@@ -199,8 +202,16 @@ def _reporter(progress: Progress, chapter_id: str) -> Callable[[float], None] | 
 async def assemble(state: ChapterState, ctx: FinishContext) -> ChapterError | None:
     """Write ``state``'s chapter file and note it in ``state``; the error if it cannot be.
 
-    A stop leaves ``state.output`` None and returns None: the chapter is still pending.
+    A stop leaves ``state.output`` None and returns None: the chapter is still pending. So
+    does a chunk asked for again meanwhile (``remaining``): its answer joins the chapter.
     """
+    async with state.joining:
+        if state.remaining > 0:
+            return None
+        return await _assemble_now(state, ctx)
+
+
+async def _assemble_now(state: ChapterState, ctx: FinishContext) -> ChapterError | None:
     if is_timed(state.plan) or ctx.output.clips:
         from pipeline.dubbing.finish import assemble_dubbed  # it uses this module
 
