@@ -233,6 +233,10 @@ def process_chapter(
     """
     rate = output_rate(fmt, spec.sample_rate)
     layout = probe_layout(spec.parts[0].path, spec.response_format, spec.sample_rate)
+    if fmt == "mp3":
+        from pipeline.audio.mp3cores import finish_mp3  # it imports this module
+
+        return finish_mp3(spec, path, metadata, layout, watch, part_sink)
     timeline = Timeline(rate)
     gain = None
     if spec.loudness_lufs is not None:
