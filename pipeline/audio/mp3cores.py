@@ -17,7 +17,7 @@ For the joints to be seamless:
   so a decoder gives exactly the chapter's samples.
 
 LAME runs at quality 7 (psychoacoustics for block switching only, no noise shaping): about
-1.5x faster than 5 on speech; bench/mp3_quality.py measures what it costs.
+1.4x faster than 5 on speech; bench/mp3_quality.py measures what it costs.
 """
 
 from __future__ import annotations
