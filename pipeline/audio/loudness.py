@@ -80,25 +80,35 @@ _SHELF_VB_EXPONENT = 0.4996667741545416
 _HIGH_PASS = (38.13547087602444, 0.5003270373238773)  # f0, Q
 
 
-def _k_weighting(rate: int, n_fft: int) -> npt.NDArray[np.complex128]:
-    """The K-weighting's frequency response on an rfft grid.
+Biquad = tuple[tuple[float, float, float], tuple[float, float, float]]  # (b, a)
 
-    The biquads from the analog prototypes by bilinear transform (as libebur128 derives
-    them), which give BS.1770's published 48 kHz coefficients exactly and any other rate.
+
+def k_weighting_biquads(rate: int) -> tuple[Biquad, Biquad]:
+    """The K-weighting at ``rate``: the shelf's and the high-pass's (b, a) coefficients.
+
+    From the analog prototypes by bilinear transform (as libebur128 derives them), which
+    give BS.1770's published 48 kHz coefficients exactly and any other rate.
     """
-    z = np.exp(-1j * 2 * np.pi * np.fft.rfftfreq(n_fft))  # z**-1 along the unit circle
     f0, gain, q = _SHELF
     k = math.tan(math.pi * f0 / rate)
     vh = 10 ** (gain / 20)
     vb = vh**_SHELF_VB_EXPONENT
-    b = (vh + vb * k / q + k * k, 2 * (k * k - vh), vh - vb * k / q + k * k)
-    a = (1 + k / q + k * k, 2 * (k * k - 1), 1 - k / q + k * k)
-    shelf = (b[0] + b[1] * z + b[2] * z**2) / (a[0] + a[1] * z + a[2] * z**2)
+    shelf = (
+        (vh + vb * k / q + k * k, 2 * (k * k - vh), vh - vb * k / q + k * k),
+        (1 + k / q + k * k, 2 * (k * k - 1), 1 - k / q + k * k),
+    )
     f0, q = _HIGH_PASS
     k = math.tan(math.pi * f0 / rate)
     a = (1 + k / q + k * k, 2 * (k * k - 1), 1 - k / q + k * k)
-    high_pass = (1 - 2 * z + z**2) * a[0] / (a[0] + a[1] * z + a[2] * z**2)
-    response: npt.NDArray[np.complex128] = shelf * high_pass
+    return shelf, ((a[0], -2 * a[0], a[0]), a)
+
+
+def _k_weighting(rate: int, n_fft: int) -> npt.NDArray[np.complex128]:
+    """The K-weighting's frequency response on an rfft grid."""
+    z = np.exp(-1j * 2 * np.pi * np.fft.rfftfreq(n_fft))  # z**-1 along the unit circle
+    response: npt.NDArray[np.complex128] = np.ones(len(z), dtype=np.complex128)
+    for b, a in k_weighting_biquads(rate):
+        response *= (b[0] + b[1] * z + b[2] * z**2) / (a[0] + a[1] * z + a[2] * z**2)
     return response
 
 
