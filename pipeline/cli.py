@@ -282,7 +282,6 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
     job = _load(args, env)
     target = _target(args, env, job)
     _ci_reports(args, env).check()
-    cli_finish.check_voices(job, target, args.timeout)  # issue 14: before the first paid request
     plan = _plan(args, job)
     config = _run_config(args, job, target)
     found = api.lookup(plan, config.cache_dir, target)
@@ -293,14 +292,17 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
             f"({budget.chunks_to_send} chunks not in the cache), over "
             f"--budget-characters {budget.budget}; nothing was sent"
         )
-    if not target.local:
-        print(f"tts-pipeline: sending to {target.host_id}, billed to ${TOKEN_VARIABLE}",
-              file=sys.stderr)
+    announce = None if target.local else (
+        f"tts-pipeline: sending to {target.host_id}, billed to ${TOKEN_VARIABLE}"
+    )
+    # Issue 14: the voices are checked before the first paid request, on the run's connection.
+    gate = cli_finish.voice_gate(job, announce)
     progress = make_progress(args.progress, stderr_is_tty=sys.stderr.isatty())
     try:
         report = api.run_job(
-            plan, config, target, read_timeout=args.timeout, progress=progress, found=found
-        )
+            plan, config, target, read_timeout=args.timeout, progress=progress, found=found,
+            before_first_request=gate,
+        )  # fmt: skip
     except ReportNotWritten as e:  # the paid run is on disk: tell what it did, then why not
         code = _finish_run(e.report, config.out_dir, target, report_written=False)
         say(f"tts-pipeline: error: report.json was not written: {e}; the chapter files are "
