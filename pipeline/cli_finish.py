@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.cliargs import TOKEN_VARIABLE
 from pipeline.errors import PipelineError, UsageError
 
 if TYPE_CHECKING:
@@ -46,10 +47,12 @@ def check_voices(job: Job, target: Target, timeout: float) -> None:
     _judge_voices(job, listed)
 
 
-def voice_gate(job: Job, announce: str | None) -> Callable[[SpeechClient], Awaitable[None]]:
+def voice_gate(job: Job, target: Target) -> Callable[[SpeechClient], Awaitable[None]]:
     """``check_voices`` as ``api.run_job``'s ``before_first_request``: the voice list comes
-    over the run's own connection (no second session, handshake or local server), and
-    ``announce`` is printed once the check has passed, just before the first request."""
+    over the run's own connection (no second session, handshake or local server); once the
+    check has passed, a paid run says where it sends, just before the first request."""
+    billed = f"tts-pipeline: sending to {target.host_id}, billed to ${TOKEN_VARIABLE}"
+    announce = None if target.local else billed
 
     async def gate(client: SpeechClient) -> None:
         try:
