@@ -276,16 +276,13 @@ def _cache_dir(args: argparse.Namespace, job: Job) -> Path:
 
 
 def cmd_run(args: argparse.Namespace, env: Environment) -> int:
-    from pipeline.preload import Preload
-
-    with Preload("aiohttp"):  # issue 18: the HTTP stack loads while the job is read and planned
-        job = _load(args, env)
-        plan = _plan(args, job)
     from pipeline import api
     from pipeline.progress import make_progress
 
+    job = _load(args, env)
     target = _target(args, env, job)
     _ci_reports(args, env).check()
+    plan = _plan(args, job)
     config = _run_config(args, job, target)
     found = api.lookup(plan, config.cache_dir, target)
     budget = check_budget(plan.chunk_count, found, args.budget_characters)

@@ -132,32 +132,3 @@ def test_run_imports_nothing_it_does_not_need_before_its_first_connection(
         NOT_BEFORE_THE_FIRST_REQUEST)]  # fmt: skip
     assert early == []
     assert local_server.stats.audio_answers == 2
-
-
-def test_the_preloaded_http_stack_shares_no_import_with_the_job_reader(tmp_path: Path) -> None:
-    # pipeline.preload imports aiohttp in a thread while cmd_run reads and plans the job: the
-    # two may not import the same module at once (import locks could deadlock), so whatever
-    # both need is in preload.SHARED, imported before the thread starts.
-    job = tmp_path / "job.yaml"
-    job.write_text("defaults: {voice_id: v}\nchapters: [{id: a, lines: [One.]}]\n", "utf-8")
-    reader = (
-        "from pipeline import cli\n"
-        f"args = cli.build_parser(str).parse_args(['run', {str(job)!r}])\n"
-        "cli._plan(args, cli._load(args, cli.Environment(None, None)))"
-    )
-    found = [_new_modules(code) for code in ("import aiohttp", reader)]
-    assert "aiohttp" in found[0] and "pipeline.manifest" in found[1]
-    both = {m for m in found[0] & found[1] if not m.startswith(("cython_runtime", "_cython_"))}
-    assert both == set()
-
-
-def _new_modules(code: str) -> set[str]:
-    """The modules ``code`` imports after the CLI module and preload.SHARED are in."""
-    before = "import sys, threading, pipeline.cli, pipeline.preload as p\n"
-    before += "[__import__(m) for m in p.SHARED]\nknown = set(sys.modules)\n"
-    after = "\nprint(' '.join(sorted(set(sys.modules) - known)))"
-    out = subprocess.run(
-        [sys.executable, "-c", before + code + after], capture_output=True, text=True,
-        check=True, cwd=PACKAGE.parent,
-    )  # fmt: skip
-    return set(out.stdout.split())
