@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.assembly_memory import EXT, PART_S, RATE, TONES, make_part
 from bench.common import (
@@ -45,6 +45,9 @@ from bench.common import (
 )
 from pipeline.audio import ChapterSpec, Part, assemble_chapter
 from pipeline.chunking import split_text
+
+if TYPE_CHECKING:
+    from pipeline.localserver.stats import ServerStats
 
 UNLIMITED = PipelineSettings(qps=10_000, concurrency=16)  # the highest --qps allowed
 BOOK_CHAPTERS = 30
@@ -128,43 +131,62 @@ def _extract(revision: str, folder: Path) -> Path:
     return folder
 
 
-def first_request(tree: Path, runs: int, work: Path) -> dict[str, Any]:
-    """Seconds from spawning ``python -m pipeline run`` (a 3-line job, from ``tree``) to the
-    server's first speech request, ``runs`` times: the start-up a user waits through, and
+def _compile(tree: Path) -> None:
+    """Byte-compile ``tree``'s ``pipeline/`` as an install does, so that neither tree pays for
+    compiling its sources on every start (PYTHONDONTWRITEBYTECODE would keep it so)."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(tree / "pipeline")],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def first_requests(trees: dict[str, Path], runs: int, work: Path) -> dict[str, Any]:
+    """Seconds from spawning ``python -m pipeline run`` (a 3-line job, from each of ``trees``)
+    to the server's first speech request, ``runs`` times each, the trees taking turns so that
+    a machine whose load drifts weighs on all alike: the start-up a user waits through, and
     the CPU seconds the client had used by then (``/proc``, 10 ms ticks), which a loaded
-    machine does not inflate. The server runs in this process, on the same monotonic clock."""
+    machine inflates less. The server runs in this process, on the same monotonic clock."""
     from pipeline.localserver import ServerConfig, serve_in_thread
 
     job = write_job(work / "startup-job", [["One.", "Two.", "Three."]])
-    delays, cpu = [], []
+    delays: dict[str, list[float]] = {name: [] for name in trees}
+    cpu: dict[str, list[float]] = {name: [] for name in trees}
     with serve_in_thread(ServerConfig()) as server:
         for i in range(runs):
-            out = work / f"startup-out-{i}"
-            argv = [
-                sys.executable, "-c", _FROM_TREE, str(tree), "run", str(job),
-                "--base-url", server.base_url, "-o", str(out), "--progress", "none",
-            ]  # fmt: skip
-            server.stats.reset()
-            started = time.monotonic()
-            env = {**os.environ, "COZE_API_TOKEN": TOKEN}
-            with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL) as child:  # fmt: skip
-                while child.poll() is None and not server.stats.arrivals:
-                    time.sleep(0.001)
-                if not server.stats.arrivals:
-                    raise RuntimeError(f"the start-up run exited {child.returncode} unheard")
-                used = _cpu_s(child.pid)
-                child.wait()
-            delays.append(round(server.stats.arrivals[0] - started, 3))
-            cpu.append(used)
-            shutil.rmtree(out, ignore_errors=True)
+            for name, tree in trees.items():
+                out = work / f"startup-out-{i}"
+                server.stats.reset()
+                delay, used = _first_request(tree, job, server.base_url, out, server.stats)
+                delays[name].append(delay)
+                cpu[name].append(used)
+                shutil.rmtree(out, ignore_errors=True)
+    load = [round(x, 2) for x in os.getloadavg()]
     return {
-        "wall_s": delays,
-        "median_wall_s": _median(delays),
-        "cpu_s": cpu,
-        "median_cpu_s": _median(cpu),
-        "load": [round(x, 2) for x in os.getloadavg()],
-    }
+        name: {"wall_s": delays[name], "median_wall_s": _median(delays[name]),
+               "cpu_s": cpu[name], "median_cpu_s": _median(cpu[name]), "load": load}
+        for name in trees
+    }  # fmt: skip
+
+
+def _first_request(
+    tree: Path, job: Path, base_url: str, out: Path, stats: ServerStats
+) -> tuple[float, float]:
+    """One start-up: seconds to the first speech request, and the client's CPU by then."""
+    argv = [
+        sys.executable, "-c", _FROM_TREE, str(tree), "run", str(job),
+        "--base-url", base_url, "-o", str(out), "--progress", "none",
+    ]  # fmt: skip
+    started = time.monotonic()
+    env = {**os.environ, "COZE_API_TOKEN": TOKEN}
+    with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as child:  # fmt: skip
+        while child.poll() is None and not stats.arrivals:
+            time.sleep(0.001)
+        if not stats.arrivals:
+            raise RuntimeError(f"the start-up run exited {child.returncode} unheard")
+        used = _cpu_s(child.pid)
+        child.wait()
+    return round(stats.arrivals[0] - started, 3), used
 
 
 def _cpu_s(pid: int) -> float:
@@ -296,10 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
             work = Path(tmp)
             base = _extract(args.baseline, work / "baseline-src")
-            result = {
-                f"baseline {args.baseline}": first_request(base, args.startup, work),
-                "current": first_request(ROOT, args.startup, work),
-            }
+            for tree in (base, ROOT):
+                _compile(tree)
+            trees = {f"baseline {args.baseline}": base, "current": ROOT}
+            result = first_requests(trees, args.startup, work)
         print(json.dumps({"machine": machine(), "first_request_s": result}, indent=1))
         return 0
     with (

@@ -159,22 +159,15 @@ __all__ = [
 ]
 
 
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("tts-pipeline")
-    except metadata.PackageNotFoundError:  # a source tree that was never installed
-        return "0.0.0"
-
-
 _lazy = _lazy_attributes("pipeline", _WHERE, globals())
 
 
 def __getattr__(name: str) -> object:
     if name == "__version__":
-        globals()[name] = version = _version()  # importlib.metadata is slow to import
-        return version
+        from pipeline.version import VERSION
+
+        globals()[name] = VERSION
+        return VERSION
     return _lazy(name)
 
 

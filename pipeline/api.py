@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,14 +112,21 @@ def run_job(
     read_timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
     found: CacheLookup | None = None,
+    before_first_request: Callable[[SpeechClient], Awaitable[None]] | None = None,
 ) -> RunReport:
-    """Synthesize every chunk of ``job_plan`` and assemble its chapters (blocks until done)."""
+    """Synthesize every chunk of ``job_plan`` and assemble its chapters (blocks until done).
+
+    ``before_first_request(client)`` is awaited with the run's client before the runner starts
+    (a voice-list check over the same connection): what it raises ends the call, nothing sent.
+    """
     import anyio
 
     from pipeline.runner import Runner
 
     async def go() -> RunReport:
         async with open_client(target, read_timeout) as client:
+            if before_first_request is not None:
+                await before_first_request(client)
             return await Runner(job_plan, config, client, progress, lookup=found).run()
 
     return anyio.run(go)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,6 @@ from pipeline import cli_finish
 from pipeline.advice import fatal_advice
 from pipeline.budget import check_budget
 from pipeline.cli_books import cmd_import, local_voice_languages, print_skipped
-from pipeline.cli_local import cmd_check, cmd_serve_local
 from pipeline.cliguard import (
     check_chosen_base_url,
     check_writable,
@@ -290,7 +290,6 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
     job = _load(args, env)
     target = _target(args, env, job)
     _ci_reports(args, env).check()
-    cli_finish.check_voices(job, target, args.timeout)  # issue 14: before the first paid request
     plan = _plan(args, job)
     config = _run_config(args, job, target)
     found = api.lookup(plan, config.cache_dir, target)
@@ -301,14 +300,14 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
             f"({budget.chunks_to_send} chunks not in the cache), over "
             f"--budget-characters {budget.budget}; nothing was sent"
         )
-    if not target.local:
-        print(f"tts-pipeline: sending to {target.host_id}, billed to ${TOKEN_VARIABLE}",
-              file=sys.stderr)
+    # Issue 14: the voices are checked before the first paid request, on the run's connection.
+    gate = cli_finish.voice_gate(job, target)
     progress = make_progress(args.progress, stderr_is_tty=sys.stderr.isatty())
     try:
         report = api.run_job(
-            plan, config, target, read_timeout=args.timeout, progress=progress, found=found
-        )
+            plan, config, target, read_timeout=args.timeout, progress=progress, found=found,
+            before_first_request=gate,
+        )  # fmt: skip
     except ReportNotWritten as e:  # the paid run is on disk: tell what it did, then why not
         code = _finish_run(e.report, config.out_dir, target, report_written=False)
         say(f"tts-pipeline: error: report.json was not written: {e}; the chapter files are "
@@ -453,16 +452,18 @@ def cmd_voices(args: argparse.Namespace, env: Environment) -> int:
     return 0
 
 
-COMMANDS = {
+Command = Callable[[argparse.Namespace, Environment], int]
+# "module:function" for a command whose module a run does not need (imported when it runs)
+COMMANDS: dict[str, Command | str] = {
     "run": cmd_run,
     "plan": cmd_plan,
     "validate": cmd_validate,
     "say": cmd_say,
     "voices": cmd_voices,
     "merge-reports": cmd_merge_reports,
-    "serve-local": cmd_serve_local,
+    "serve-local": "pipeline.cli_local:cmd_serve_local",
     "import": cmd_import,
-    "check": cmd_check,
+    "check": "pipeline.cli_local:cmd_check",
     "book": cli_finish.cmd_book,
 }
 
@@ -472,7 +473,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     redactor = redactor_for(env.token)
     args = build_parser(redactor.clean).parse_args(argv)
     try:
-        return COMMANDS[args.command](args, env)
+        command = COMMANDS[args.command]
+        if isinstance(command, str):
+            module, name = command.split(":")
+            command = getattr(importlib.import_module(module), name)
+        return command(args, env)
     except BrokenPipeError:
         if args.command in ("run", "say"):  # work was cut short: say so (stderr still works)
             say("tts-pipeline: stopped: stdout was closed by its reader; finished chunks are "

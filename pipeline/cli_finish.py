@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.cliargs import TOKEN_VARIABLE
 from pipeline.errors import PipelineError, UsageError
 
 if TYPE_CHECKING:
     from pipeline.cli import Environment
+    from pipeline.coze.client import SpeechClient, Voice
     from pipeline.manifest import Job
     from pipeline.planning import Plan
     from pipeline.report import Totals
@@ -35,14 +38,43 @@ def finishing_options(
 def check_voices(job: Job, target: Target, timeout: float) -> None:
     """Refuse (exit 2) a job whose voices or emotions the host's voice list does not offer."""
     from pipeline import api
-    from pipeline.voicecheck import voice_problems
 
     try:
         listed = api.voices(target, timeout)
     except (PipelineError, OSError) as e:
-        print(f"tts-pipeline: voices not checked: no voice list from the host ({e})",
-              file=sys.stderr)
+        _unchecked(e)
         return
+    _judge_voices(job, listed)
+
+
+def voice_gate(job: Job, target: Target) -> Callable[[SpeechClient], Awaitable[None]]:
+    """``check_voices`` as ``api.run_job``'s ``before_first_request``: the voice list comes
+    over the run's own connection (no second session, handshake or local server); once the
+    check has passed, a paid run says where it sends, just before the first request."""
+    billed = f"tts-pipeline: sending to {target.host_id}, billed to ${TOKEN_VARIABLE}"
+    announce = None if target.local else billed
+
+    async def gate(client: SpeechClient) -> None:
+        try:
+            listed = await client.list_voices()
+        except (PipelineError, OSError) as e:
+            _unchecked(e)
+        else:
+            _judge_voices(job, listed)
+        if announce is not None:
+            print(announce, file=sys.stderr)
+
+    return gate
+
+
+def _unchecked(error: Exception) -> None:
+    print(f"tts-pipeline: voices not checked: no voice list from the host ({error})",
+          file=sys.stderr)
+
+
+def _judge_voices(job: Job, listed: Sequence[Voice]) -> None:
+    from pipeline.voicecheck import voice_problems
+
     problems = voice_problems(job, listed)
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -6,8 +6,14 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from helpers import cli_env
 
 from pipeline import cliargs, progress
+
+if TYPE_CHECKING:
+    from pipeline.localserver import LocalServer
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 MAX_MODULE_LINES = 500
@@ -81,3 +87,48 @@ def test_the_runners_import_path_loads_no_audio_stack() -> None:
 
 def test_the_clis_progress_modes_are_progress_modes() -> None:
     assert cliargs.PROGRESS_MODES == progress.PROGRESS_MODES
+
+
+# What `run` may have imported when it opens its first connection (issue 18, start-up): the
+# audio stack, the local server, the offline commands and importlib.metadata come later or
+# never. The hook prints sys.modules at the first socket.connect, then the run goes on.
+_FIRST_CONNECT = """
+import sys
+def hook(event, args):
+    if event == "socket.connect" and not hook.seen:
+        hook.seen = True
+        print("LOADED", " ".join(sorted(sys.modules)), file=sys.stderr, flush=True)
+hook.seen = False
+sys.addaudithook(hook)
+from pipeline.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+NOT_BEFORE_THE_FIRST_REQUEST = (
+    "av", "numpy", "tqdm", "importlib.metadata", "aiohttp.web", "pipeline.localserver",
+    "pipeline.cli_local", "pipeline.checkdir", "pipeline.quality.measures", "pipeline.audio.join",
+)  # fmt: skip
+
+
+def test_run_imports_nothing_it_does_not_need_before_its_first_connection(
+    tmp_path: Path, local_server: LocalServer
+) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "defaults: {voice_id: local-tone-1, response_format: wav}\n"
+        "chapters: [{id: a, lines: [One., Two.]}]\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_CONNECT, "run", str(job), "-o", str(tmp_path / "out"),
+         "--base-url", local_server.base_url, "--progress", "none"],
+        capture_output=True, text=True, cwd=PACKAGE.parent, timeout=60,
+        env=cli_env(COZE_API_TOKEN="test-token"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = next(line for line in done.stderr.splitlines() if line.startswith("LOADED "))
+    modules = loaded.split()[1:]
+    assert "aiohttp" in modules  # the hook did see the run's connection
+    early = [m for m in modules if m.split(".")[0] in ("av", "numpy", "tqdm") or m.startswith(
+        NOT_BEFORE_THE_FIRST_REQUEST)]  # fmt: skip
+    assert early == []
+    assert local_server.stats.audio_answers == 2

@@ -28,7 +28,6 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 from types import TracebackType
 from typing import Any, Self
 
@@ -58,6 +57,7 @@ from pipeline.errors import (
 from pipeline.redact import Redactor, check_token
 from pipeline.settings import DEFAULT_BASE_URL
 from pipeline.speech import SpeechRequest
+from pipeline.version import VERSION
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -82,14 +82,7 @@ MAX_VOICE_EMOTIONS = 50
 EXCHANGE_READS = 10
 
 
-def _package_version() -> str:
-    try:
-        return metadata.version("tts-pipeline")
-    except metadata.PackageNotFoundError:
-        return "0"
-
-
-DEFAULT_USER_AGENT = f"tts-pipeline/{_package_version()}"
+DEFAULT_USER_AGENT = f"tts-pipeline/{VERSION}"
 
 
 @dataclass(frozen=True)
