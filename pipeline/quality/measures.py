@@ -81,8 +81,9 @@ def measure(samples: npt.NDArray[np.generic], rate: int) -> Measures:
         lead = float(idx[0]) * frame / rate
         trail = max(0.0, duration - float(idx[-1] + 1) * frame / rate)
         gap = _longest_run(~sound[idx[0] : idx[-1] + 1]) * frame / rate
-    weighted = _k_weighted_frames(x, rate, frame)
-    k_power = float(weighted[sound].mean() if sound.any() else weighted.mean())
+    # Only the sounding frames count (all of them when none sounds): only those are filtered.
+    weighted = _k_weighted_frames(x, rate, frame, sound if sound.any() else None)
+    k_power = float(weighted.mean())
     return Measures(
         duration_s=duration,
         active_s=float(sound.sum()) * frame / rate,
@@ -151,15 +152,19 @@ def _k_weighting(rate: int, bins: int) -> Floats:
     return response
 
 
-def _k_weighted_frames(x: Floats, rate: int, frame: int) -> npt.NDArray[np.float64]:
-    """The K-weighted mean square of each whole frame, filtered in the frequency domain.
+def _k_weighted_frames(
+    x: Floats, rate: int, frame: int, rows: npt.NDArray[np.bool_] | None = None
+) -> npt.NDArray[np.float64]:
+    """The K-weighted mean square of each whole frame (of those ``rows`` marks), filtered in
+    the frequency domain.
 
     Each frame's spectrum is weighted and summed (Parseval): many small FFTs, several times
     faster than one over the whole answer, and within 0.01 dB of filtering it whole.
     """
     frames = x.size // frame
     # numpy's float32 FFT is several times slower than its float64 one: convert first.
-    whole = x[: frames * frame].astype(np.float64).reshape(frames, frame)
+    whole = x[: frames * frame].reshape(frames, frame)
+    whole = (whole if rows is None else whole[rows]).astype(np.float64)
     spectra = np.fft.rfft(whole, axis=1)
     # rfft holds each bin but DC (and Nyquist for an even frame) once for two.
     both_sides = np.full(spectra.shape[1], 2.0)
