@@ -277,6 +277,7 @@ def _cache_dir(args: argparse.Namespace, job: Job) -> Path:
 
 def cmd_run(args: argparse.Namespace, env: Environment) -> int:
     from pipeline import api
+    from pipeline.malloc import keep_freed_memory
     from pipeline.progress import make_progress
 
     job = _load(args, env)
@@ -297,6 +298,7 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
         print(f"tts-pipeline: sending to {target.host_id}, billed to ${TOKEN_VARIABLE}",
               file=sys.stderr)
     progress = make_progress(args.progress, stderr_is_tty=sys.stderr.isatty())
+    keep_freed_memory()  # issue 18: no page faults and zeroed pages again for every answer
     try:
         report = api.run_job(
             plan, config, target, read_timeout=args.timeout, progress=progress, found=found
