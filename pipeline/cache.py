@@ -17,11 +17,12 @@ their checksum and are bought again; ``flush()`` and ``close()`` sync at once.
 The cache repairs itself: anything at an entry's path that is not a valid entry for its key
 (a file, a symbolic link, dangling or not, a wrong checksum, another key's entry) is moved
 into ``<dir>/.quarantine/`` and counts as absent. What dead processes left (staging folders,
-claim files, older versions' ``.tmp-*`` folders) is removed at the first use of a cache.
+older versions' claim files and ``.tmp-*`` folders) is removed at the first use of a cache.
 
 Two processes sharing the cache never buy one key twice if they take its claim
-(``claim(key)``, an ``flock`` on ``<dir>/.claims/<key>``) before sending and hold it until
-the answer is committed, and look the key up again once they hold it.
+(``claim(key)``, a record lock on one byte of ``<dir>/.claims.lock``: see ``claims.py``)
+before sending and hold it until the answer is committed, and look the key up again once
+they hold it.
 
 The key is sha256 over the canonical JSON of the full request body and the API host (scheme,
 host and port only: never a token, user info, path or query), plus a schema version, so an
@@ -54,7 +55,6 @@ from typing import Any
 from pipeline.cachefs import (
     AUDIO_STEM,
     CHECKSUM_NAME,
-    CLAIMS,
     KEY_NAME,
     STAGING,
     CorruptEntry,
@@ -66,9 +66,10 @@ from pipeline.cachefs import (
     read_entry,
     write_entry,
 )
+from pipeline.claims import ClaimTable, KeyClaim, claim_table, release_table
 from pipeline.errors import ConfigError, StorageError
 from pipeline.fileio import explain, storage_error
-from pipeline.locks import LOCK_NAME, KeyClaim, OutputLock
+from pipeline.locks import LOCK_NAME, OutputLock
 from pipeline.settings import host_id
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,9 @@ class ChunkCache:
         self._ready: set[Path] = set()  # folders known to be real folders (see _ensure)
         self._staging: Staging | None = None
         self._stagings: list[Staging] = []  # shared with the finalizer, which must not hold self
+        self._claims: list[ClaimTable] = []  # the same
         self._syncer = SyncBatcher(self._dir, sync_interval_s, sync_every)
-        self._finalizer = weakref.finalize(self, _close, self._syncer, self._stagings)
+        self._finalizer = weakref.finalize(self, _close, self._syncer, self._stagings, self._claims)
 
     @property
     def directory(self) -> Path:
@@ -198,12 +200,15 @@ class ChunkCache:
         """The claim on ``key`` (not yet taken): see ``KeyClaim`` and the module doc."""
         _check_key(key)
         self._clean_once()
-        try:
-            self._ensure(self._dir)
-            self._ensure(self._dir / CLAIMS)
-        except OSError as exc:
-            raise storage_error(exc, "claim a cache key in", self._dir) from exc
-        return KeyClaim(self._dir / CLAIMS / key, timeout_s)
+        with self._staging_lock:
+            if not self._claims:
+                try:
+                    self._ensure(self._dir)
+                    self._claims.append(claim_table(self._dir, self._move_aside))
+                except OSError as exc:
+                    raise storage_error(exc, "claim a cache key in", self._dir) from exc
+            table = self._claims[0]
+        return KeyClaim(table, key, timeout_s, owner=self)
 
     def flush(self) -> None:
         """Make every entry committed so far durable against power loss, now."""
@@ -340,11 +345,13 @@ class ChunkCache:
             self._writes += writes
 
 
-def _close(syncer: SyncBatcher, stagings: list[Staging]) -> None:
+def _close(syncer: SyncBatcher, stagings: list[Staging], claims: list[ClaimTable]) -> None:
     with contextlib.suppress(OSError):
         syncer.flush()
     while stagings:
         stagings.pop().close()
+    while claims:
+        release_table(claims.pop())
 
 
 def canonical_host(base_url: str) -> str:

@@ -37,7 +37,7 @@ CHECKSUM_NAME = "chunk.sha256"
 KEY_NAME = "chunk.key"  # the key an entry was stored under; entries before it have none
 STAGING = ".staging"
 QUARANTINE = ".quarantine"
-CLAIMS = ".claims"
+CLAIMS = ".claims"  # older versions' claim files, one per key: only cleaned up now
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SMALL = 512  # the most a checksum or key file may hold
@@ -213,9 +213,9 @@ class Staging:
 
 
 def clean_leftovers(root: Path) -> int:
-    """Remove what dead processes left in the cache: staging folders, claim files, temp
-    folders of older versions; and what the quarantine holds beyond its bounds
-    (``cacheprune``). How many things were removed; never raises."""
+    """Remove what dead processes left in the cache: staging folders, older versions' claim
+    files and temp folders; and what the quarantine holds beyond its bounds (``cacheprune``).
+    How many things were removed; never raises."""
     removed = prune_quarantine(root / QUARANTINE)
     with contextlib.suppress(OSError):
         removed += _clean_staging(root / STAGING)
@@ -248,6 +248,8 @@ def _clean_staging(base: Path) -> int:
 
 def _clean_locks(base: Path) -> int:
     removed = 0
+    if not stat.S_ISDIR(os.lstat(base).st_mode):
+        return 0  # a link there is never followed
     for entry in os.scandir(base):
         fd = _free_lock(Path(entry.path))
         if fd is not None:

@@ -285,6 +285,7 @@ def _cache_dir(args: argparse.Namespace, job: Job) -> Path:
 
 def cmd_run(args: argparse.Namespace, env: Environment) -> int:
     from pipeline import api
+    from pipeline.malloc import keep_freed_memory
     from pipeline.progress import make_progress
 
     job = _load(args, env)
@@ -303,6 +304,7 @@ def cmd_run(args: argparse.Namespace, env: Environment) -> int:
     # Issue 14: the voices are checked before the first paid request, on the run's connection.
     gate = cli_finish.voice_gate(job, target)
     progress = make_progress(args.progress, stderr_is_tty=sys.stderr.isatty())
+    keep_freed_memory()  # issue 18: no page faults and zeroed pages again for every answer
     try:
         report = api.run_job(
             plan, config, target, read_timeout=args.timeout, progress=progress, found=found,

@@ -1,4 +1,4 @@
-"""Locks on files (``flock``): the output folder's lock and the cache's per-key claims.
+"""Locks on files (``flock``): the output folder's lock and the cache's staging folders.
 
 The kernel drops an ``flock`` when its holder exits, however it exits, so a lock left by a
 killed run never blocks the next one. A lock file that may be deleted is only trusted after
@@ -20,18 +20,14 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-import anyio
-
 from pipeline.errors import ConfigError
-from pipeline.fileio import explain, remove_leftover_temps, storage_error
+from pipeline.fileio import explain, remove_leftover_temps
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".tts-pipeline.lock"
 # Never through a link; never blocking on a FIFO planted at the name.
 LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_POLL_FIRST_S = 0.002
-_POLL_MAX_S = 0.05
 
 
 def lock_file(path: Path) -> int | None:
@@ -73,98 +69,6 @@ def unlock_and_remove(fd: int, path: Path) -> None:
             os.unlink(path)
     finally:
         os.close(fd)
-
-
-class KeyClaim:
-    """The right to buy one cache key's answer, shared by every process using the cache.
-
-    Take it before sending the request for the key and keep it until the answer is
-    committed to the cache (or has failed for good); whoever gets it next must look the key
-    up in the cache again before buying. The kernel releases a claim whose holder dies.
-
-    ``async with claim:`` waits by polling a non-blocking ``flock`` (the event loop is never
-    blocked); ``with claim:`` waits the same way in a worker thread. ``timeout_s`` bounds the
-    wait: past it the claim goes on unheld (``held`` is False) and a warning is logged, so a
-    stuck holder costs at most a second payment, never a hang.
-    """
-
-    def __init__(self, path: Path, timeout_s: float | None = None) -> None:
-        self._path = path
-        self._timeout_s = timeout_s
-        self._fd: int | None = None
-
-    @property
-    def path(self) -> Path:
-        return self._path
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def try_acquire(self) -> bool:
-        """Take the claim if it is free; StorageError if the cache cannot hold claims."""
-        if self._fd is not None:
-            raise RuntimeError(f"{self._path} is already held by this claim")
-        try:
-            self._fd = lock_file(self._path)
-        except OSError as exc:
-            raise storage_error(exc, "claim a cache key in", self._path.parent) from exc
-        return self._fd is not None
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            unlock_and_remove(fd, self._path)
-
-    async def __aenter__(self) -> KeyClaim:
-        delay, deadline = _POLL_FIRST_S, self._deadline()
-        while not self.try_acquire():
-            if _past(deadline):
-                self._give_up()
-                break
-            await anyio.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX_S)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-    def __enter__(self) -> KeyClaim:
-        delay, deadline = _POLL_FIRST_S, self._deadline()
-        while not self.try_acquire():
-            if _past(deadline):
-                self._give_up()
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX_S)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-    def _deadline(self) -> float | None:
-        return None if self._timeout_s is None else time.monotonic() + self._timeout_s
-
-    def _give_up(self) -> None:
-        log.warning(
-            "another run has held the claim on %s for over %g s: going on without it",
-            self._path.name,
-            self._timeout_s,
-        )
-
-
-def _past(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
 
 
 class OutputLock:

@@ -619,7 +619,7 @@ def test_the_lock_removes_temp_files_a_killed_writer_left(tmp_path: Path) -> Non
         assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, "ch001.wav"]
 
 
-@pytest.mark.parametrize("name", [".quarantine", ".staging", ".claims"])
+@pytest.mark.parametrize("name", [".quarantine", ".staging"])
 def test_the_caches_own_folders_are_never_followed_out_of_it(tmp_path: Path, name: str) -> None:
     cache_dir, outside = tmp_path / "cache", tmp_path / "outside"
     outside.mkdir()

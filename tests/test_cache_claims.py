@@ -17,8 +17,10 @@ import anyio
 import pytest
 
 from pipeline import cachefs
-from pipeline.cache import ChunkCache, KeyClaim
+from pipeline.cache import ChunkCache
+from pipeline.claims import CLAIMS_FILE
 from pipeline.errors import StorageError
+from pipeline.locks import lock_file, unlock_and_remove
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "https://api.coze.cn"
@@ -135,7 +137,7 @@ def test_a_claim_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
             holder.kill()
             holder.wait(timeout=10)
         holder.communicate()
-    assert list((tmp_path / ".claims").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CLAIMS_FILE]  # no file per key
 
 
 @pytest.mark.anyio
@@ -143,7 +145,7 @@ async def test_waiting_for_a_claim_does_not_block_the_event_loop(tmp_path: Path)
     cache = ChunkCache(tmp_path)
     (key,) = _keys(1)
     other = cache.claim(key)
-    assert other.try_acquire()  # another holder: flock separates open files, even in-process
+    assert other.try_acquire()  # another holder in this process: the claim table separates
     ticks = 0
     got_it_at: list[float] = []
 
@@ -183,16 +185,46 @@ def test_a_claim_held_too_long_is_given_up_with_a_warning(
     stuck.release()
 
 
-def test_a_claim_file_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
+def test_a_claims_file_that_is_a_link_is_moved_aside_not_followed(tmp_path: Path) -> None:
     cache = ChunkCache(tmp_path / "cache")
     (key,) = _keys(1)
-    claim = cache.claim(key)
     victim = tmp_path / "victim"
     victim.write_text("precious")
-    claim.path.symlink_to(victim)
-    with pytest.raises(StorageError, match="claim a cache key"):
-        claim.try_acquire()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / CLAIMS_FILE).symlink_to(victim)
+    with cache.claim(key) as claim:
+        assert claim.held
+        assert not claim.path.is_symlink() and claim.path.is_file()
     assert victim.read_text() == "precious"
+    assert cache.stats.corrupt == 1
+
+
+_TRY_CLAIM = """
+import sys
+from pathlib import Path
+from pipeline.cache import ChunkCache
+print(ChunkCache(Path(sys.argv[1])).claim(sys.argv[2]).try_acquire())
+"""
+
+
+def _another_process_gets(cache_dir: Path, key: str) -> bool:
+    out, err = _python(_TRY_CLAIM, str(cache_dir), key).communicate(timeout=60)
+    assert out in ("True\n", "False\n"), err
+    return out == "True\n"
+
+
+def test_claims_of_keys_on_one_slot_are_counted_not_dropped(tmp_path: Path) -> None:
+    # Keys whose first 15 hex digits agree share a locked byte: releasing one must not
+    # unlock the other, which another process could then take.
+    first, second, third = "a" * 64, "a" * 15 + "b" * 49, "a" * 15 + "c" * 49
+    cache = ChunkCache(tmp_path)
+    one, two = cache.claim(first), cache.claim(second)
+    assert one.try_acquire() and two.try_acquire()
+    assert not ChunkCache(tmp_path).claim(first).try_acquire()  # this process: the table
+    one.release()
+    assert not _another_process_gets(tmp_path, third)
+    two.release()
+    assert _another_process_gets(tmp_path, third)
 
 
 def test_claims_in_a_cache_that_cannot_be_written_are_a_storage_error(
@@ -205,18 +237,16 @@ def test_claims_in_a_cache_that_cannot_be_written_are_a_storage_error(
 
 def test_a_lock_file_deleted_by_its_holder_is_not_trusted(tmp_path: Path) -> None:
     # A waiter that opened the file before the holder deleted it must not believe it holds
-    # the claim: it locks whatever file now has the name.
-    (key,) = _keys(1)
-    path = tmp_path / key
-    first = KeyClaim(path)
-    assert first.try_acquire()
+    # the lock: it locks whatever file now has the name (staging folders' locks).
+    path = tmp_path / "staging.lock"
+    first = lock_file(path)
+    assert first is not None
     fd = os.open(path, os.O_RDWR)  # a waiter's open of the same (soon deleted) file
-    first.release()
-    second = KeyClaim(path)
-    assert second.try_acquire()
-    third = KeyClaim(path)
-    assert not third.try_acquire()
-    second.release()
+    unlock_and_remove(first, path)
+    second = lock_file(path)
+    assert second is not None
+    assert lock_file(path) is None
+    unlock_and_remove(second, path)
     os.close(fd)
 
 
@@ -342,4 +372,4 @@ def test_a_finished_run_leaves_nothing_behind_but_entries(tmp_path: Path) -> Non
         for p in tmp_path.rglob("*")
         if not (len(p.relative_to(tmp_path).parts[0]) == 2)
     ]
-    assert sorted(leftovers) == [cachefs.CLAIMS, cachefs.STAGING]
+    assert sorted(leftovers) == [CLAIMS_FILE, cachefs.STAGING]

@@ -16,6 +16,7 @@ from pipeline.quality import (
     QualityGate,
     decode_answer,
     measure,
+    measures,
     parse_quality,
     text_units,
 )
@@ -121,6 +122,19 @@ def test_decode_answer_gives_mono_floats_of_every_format(fmt: str) -> None:
     assert samples.dtype == np.float32 and samples.ndim == 1
     assert samples.size / rate == pytest.approx(ints.size / RATE, abs=0.08)
     assert measure(samples, rate).rms_dbfs == pytest.approx(measure(ints, RATE).rms_dbfs, abs=0.5)
+
+
+def test_a_wav_answer_is_read_from_its_bytes_as_ffmpeg_would_decode_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ints = np.rint(speech(5) * 32767).astype(np.int16)
+    data = encode(ints, RATE, "wav")
+    fast, rate = decode_answer(data, "wav", RATE)
+    monkeypatch.setattr(measures, "_wav_samples", lambda data: None)  # FFmpeg's decode
+    slow, slow_rate = decode_answer(data, "wav", RATE)
+    assert rate == slow_rate == RATE and fast.dtype == np.float32
+    assert np.array_equal(fast, slow)
+    assert np.array_equal(fast, ints.astype(np.float32) / 32768)
 
 
 def test_decode_answer_refuses_what_is_not_audio() -> None:

@@ -8,6 +8,7 @@ adds a pause, which every voice makes and which is a large share of a short chun
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import regex
@@ -50,6 +51,8 @@ class TextUnits:
         return "cjk" if self.cjk >= self.latin + self.digits and self.cjk else "latin"
 
 
+# The gate counts each answer's text twice (its verdict, then what it teaches): once is enough.
+@functools.lru_cache(maxsize=256)
 def text_units(text: str) -> TextUnits:
     """Count the syllable-sized units of ``text``; see the module docstring."""
     cjk = len(_CJK.findall(text))
