@@ -40,9 +40,12 @@ arrives a hair early, and a loaded machine delays one request more than the next
 told apart by what follows. A refusal after a clean run (no dip or limit for 50 intervals,
 at least 2 s) is a dip: ``noise_step`` lower for ``max(2 settle_s, 20 intervals)``, then
 back, and the search below is untouched. Refused again before a clean run, or
-``limit_refusals`` close together (ten intervals), is a limit: ``decrease`` from the rate
-the first of them came at; one more refusal on schedule within ten intervals of a limit is
-another limit (the descent from a far too high ``qps`` costs one refusal a step, not three).
+``limit_refusals`` close together (ten intervals), is a limit: down from the rate the first
+of them came at to the rate the server admitted meanwhile (tokens of the last ten intervals
+less their refusals, per second; a server over its limit still admits about its limit), by
+``decrease`` at least and by half at most; one more refusal on schedule within ten intervals
+of a limit is another limit (the descent from a far too high ``qps`` costs one refusal a
+step, not three).
 
 **Search.** After a limit the rate searches between the last good rate and the refused one:
 it climbs to the midpoint (at most ``headroom`` under the refused rate) and, once that holds
@@ -252,6 +255,7 @@ class AdaptiveRateLimiter:
         self._tickets = _Tickets()
         self._spread = SpreadMargin(SpreadRules(cap=limit.spread_cap))
         self._recent: deque[float] = deque()  # refusals since the last limit, for density
+        self._sent: deque[float] = deque(maxlen=_TICKET_MEMORY)  # when recent tokens went
         self._issued = 0
         self._changed_at: float | None = None  # last decrease (for callers without tickets)
         self._issued_at_change = 0
@@ -348,6 +352,7 @@ class AdaptiveRateLimiter:
         early = self._last_issue is not None and now - self._last_issue < interval * (1 - 1e-6)
         self._last_issue = now
         self._issued += 1
+        self._sent.append(now)
         self._spread.issued()
         self._tickets.add(self._issued, self._search.qps, early)
 
@@ -432,10 +437,21 @@ class AdaptiveRateLimiter:
         self._spread.undo(now, self._window())
         self._last_refusal = now
         refused = self._cluster_rate or self._search.qps
-        self._decrease(now, refused, self._limit.decrease)
+        self._decrease(now, refused, self._factor(now, refused))
         self._issued_at_limit = self._issued
         self._limit_at = now
         self._recent.clear()
+
+    def _factor(self, now: float, refused: float) -> float:
+        # While over its limit a server still admits about its limit: the tokens of the
+        # window less its refusals, per second. Down to that (at most halving), not by a
+        # fixed step: from a far too high qps one limit instead of a staircase of them.
+        start = now - self._window()
+        sent = [t for t in self._sent if t >= start]
+        if len(sent) < 2 * self._limit.limit_refusals:
+            return self._limit.decrease
+        admitted = (len(sent) - len(self._recent)) / (now - sent[0] + 1.0 / self._search.qps)
+        return min(self._limit.decrease, max(0.5, admitted / refused))
 
     def _is_new_signal(self, now: float, ticket: int | None) -> bool:
         if self._changed_at is None:

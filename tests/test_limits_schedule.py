@@ -199,10 +199,28 @@ async def test_repeated_refusals_find_the_limit() -> None:
     limiter, fake = make(RateLimit(qps=40))
     server = BucketServer(20, burst=1)
     await _serve(limiter, fake, server, 60.0)
-    assert 0.93 * 20 <= limiter.current_qps <= 20
+    # The rate paced: the search's rate with the margin learnt for noise.
+    paced = limiter.current_qps / (1 + limiter.stats.spread)
+    assert 0.93 * 20 <= paced <= 20
     assert server.admitted >= 0.9 * 20 * 60
     assert server.refused / (server.admitted + server.refused) < 0.03
     assert limiter.stats.limits >= 1
+
+
+@pytest.mark.anyio
+async def test_a_far_too_high_qps_comes_down_in_one_limit() -> None:
+    # Over its limit a server still admits about its limit: the first limit goes down to
+    # what was admitted (at most halving), not 20 % a step.
+    limiter, fake = make(RateLimit(qps=40))
+    server = BucketServer(20, burst=1)
+    while limiter.stats.limits == 0:
+        ticket = await limiter.acquire()
+        if server.take(fake.now):
+            limiter.on_success()
+        else:
+            limiter.on_rate_limited(1.0, ticket=ticket)
+    assert limiter.current_qps == pytest.approx(40 * 0.98 * 0.5)
+    assert server.refused == limiter.limit.limit_refusals
 
 
 @pytest.mark.anyio
