@@ -131,6 +131,11 @@ def plot_matrix(rows: Sequence[dict[str, object]], out: Path) -> None:
             ax.set_title(f"burst {burst}, --qps {qps}; 429 share on each bar", fontsize=9)
             if j == 0:
                 ax.set_ylabel("server answers/s ÷ R (median)")
-    axes[0][-1].legend(fontsize=7, loc="upper right", ncols=2)
+    # One legend for every client, wherever each was drawn (sequential: limit known only).
+    found = {}
+    for ax in axes.flat:
+        handles, labels = ax.get_legend_handles_labels()
+        found |= dict(zip(labels, handles, strict=True))
+    axes[0][-1].legend(found.values(), found.keys(), fontsize=7, loc="upper right", ncols=2)
     fig.savefig(out, dpi=110)
     plt.close(fig)
