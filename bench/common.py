@@ -72,6 +72,7 @@ class ServerKnobs:
     latency_per_byte_ms: float = 0.0
     jitter: float = 0.0
     burst: int = 1
+    switch_interval_ms: float | None = None  # None: bench.server's default
 
     def argv(self) -> list[str]:
         args = [
@@ -80,6 +81,8 @@ class ServerKnobs:
             "--latency-per-byte-ms", str(self.latency_per_byte_ms),
             "--jitter", str(self.jitter),
         ]  # fmt: skip
+        if self.switch_interval_ms is not None:
+            args += ["--switch-interval-ms", str(self.switch_interval_ms)]
         return args + (["--qps", str(self.qps)] if self.qps else [])
 
 
@@ -102,6 +105,11 @@ class BenchServer:
     def timeline(self) -> list[list[float]]:
         samples: list[list[float]] = _get_json(self.timeline_url + "/timeline")["samples"]
         return samples
+
+    def loop_lag(self) -> dict[str, float] | None:
+        """The server loop's lag since the last reset, in ms (``bench.server``)."""
+        lag: dict[str, float] | None = _get_json(self.timeline_url + "/timeline")["lag_ms"]
+        return lag
 
     def reset(self) -> None:
         _post(self.base_url + "/_local/reset")

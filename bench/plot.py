@@ -78,3 +78,64 @@ def plot_run(
     bottom.set_xlim(0, end)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+# The issue's targets: server answers/s over R, with the limit known and with --qps 2R.
+TARGETS = {"known": 0.97, "2x": 0.93}
+CLIENT_COLOURS = {
+    "pipeline": "tab:blue", "old": "tab:gray", "paced": "tab:orange", "sequential": "tab:olive"
+}  # fmt: skip
+
+
+def plot_matrix(rows: Sequence[dict[str, object]], out: Path) -> None:
+    """``bench.throughput``'s medians: one panel per (burst, limit known or 2R), a group of
+    bars per R, one bar per client (server answers/s over R), its 429 share written on top,
+    the target as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bursts = sorted({int(str(r["burst"])) for r in rows})
+    modes = [m for m in TARGETS if any(r["mode"] == m for r in rows)]
+    rates = sorted({float(str(r["R"])) for r in rows})
+    clients = [c for c in CLIENT_COLOURS if any(r["client"] == c for r in rows)]
+    fig, axes = plt.subplots(
+        len(bursts), len(modes), figsize=(6 * len(modes), 3.6 * len(bursts)), squeeze=False,
+        sharey=True, constrained_layout=True,
+    )  # fmt: skip
+    width = 0.8 / max(1, len(clients))
+    for i, burst in enumerate(bursts):
+        for j, mode in enumerate(modes):
+            ax = axes[i][j]
+            for k, client in enumerate(clients):
+                for x, rate in enumerate(rates):
+                    found = [
+                        r for r in rows
+                        if (r["burst"], r["mode"], r["client"]) == (burst, mode, client)
+                        and float(str(r["R"])) == rate
+                    ]  # fmt: skip
+                    if not found:
+                        continue
+                    ratio = float(str(found[0]["ratio"]))
+                    share = 100 * float(str(found[0]["share_429"]))
+                    pos = x + (k - (len(clients) - 1) / 2) * width
+                    label = client if x == 0 else None
+                    ax.bar(pos, ratio, width, color=CLIENT_COLOURS[client], label=label)
+                    ax.text(pos, ratio + 0.01, f"{share:.1f}%", ha="center", fontsize=6,
+                            rotation=90, va="bottom")  # fmt: skip
+            ax.axhline(TARGETS[mode], color="tab:green", linestyle="--", linewidth=1)
+            ax.set_xticks(range(len(rates)), [f"R = {r:g}" for r in rates])
+            ax.set_ylim(0, 1.25)
+            qps = "R (limit known)" if mode == "known" else "2R (limit unknown)"
+            ax.set_title(f"burst {burst}, --qps {qps}; 429 share on each bar", fontsize=9)
+            if j == 0:
+                ax.set_ylabel("server answers/s ÷ R (median)")
+    # One legend for every client, wherever each was drawn (sequential: limit known only).
+    found = {}
+    for ax in axes.flat:
+        handles, labels = ax.get_legend_handles_labels()
+        found |= dict(zip(labels, handles, strict=True))
+    axes[0][-1].legend(found.values(), found.keys(), fontsize=7, loc="upper right", ncols=2)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.throughput [--quick] [--seconds 15] [--repeats 3]
         [--rates 5,20,50] [--bursts 1,2] [--clients pipeline,old,paced,sequential]
+        [--json] [--save FILE.json] [--plot FILE.png] [--server-switch-ms 0.5]
 
 runs every client side by side on one server per (burst, R), each as its own process, with
 the limit known (``--qps R``) and unknown (``--qps 2R``), ``--repeats`` times, and prints the
@@ -15,7 +16,9 @@ For each R, one server process (tone engine, the latency model, ``--qps R``) and
 pipeline runs twice as a user runs it: (a) ``--qps R``, the true limit; (b) ``--qps 2R``,
 where it must find the limit itself. The figure is the server's count of audio answers per
 second between the first and the last arrival, over R; end to end (process start to exit)
-is reported beside it.
+is reported beside it. Each run also records the server loop's lag (``bench/server.py``:
+how late the rate check stamps an arrival) and the machine's load average; ``--save`` writes
+rows, load and machine as JSON, ``--plot`` draws the medians (``bench.plot.plot_matrix``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -235,11 +239,14 @@ def one_run(
         peer = run_peer(server, client, texts[:lines], work / client, concurrency, qps)
         run = {"wall_s": peer["wall_s"], "delivered": peer["delivered"], "cpu_s": 0.0}
     figures = ServerFigures.of(server.stats())
+    lag = server.loop_lag() or {}
     return {
         "ratio": figures.rate / limit,
         "share_429": figures.rate_limited / max(figures.requests, 1),
         "end_to_end": run["delivered"] / run["wall_s"] / limit,
         "delivered_share": run["delivered"] / lines,
+        "server_lag_p90_ms": lag.get("p90", math.nan),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -251,7 +258,9 @@ def side_by_side(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             lines = max(20, round(limit * args.seconds))
             texts = line_texts(lines)
             job = write_job(work / f"job{lines}", split_evenly(texts, CHAPTERS))
-            knobs = replace(LATENCY_MODEL, qps=limit, burst=burst)
+            knobs = replace(
+                LATENCY_MODEL, qps=limit, burst=burst, switch_interval_ms=args.server_switch_ms
+            )
             with bench_server(knobs) as server:
                 runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
                 for _ in range(args.repeats):
@@ -280,10 +289,12 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     from bench.common import markdown_table
 
     return markdown_table(
-        ["burst", "R", "--qps", "client", "server /R", "429 %", "end to end /R", "delivered"],
+        ["burst", "R", "--qps", "client", "server /R", "429 %", "end to end /R", "delivered",
+         "server lag p90 ms", "load"],
         [
             (r["burst"], r["R"], "R" if r["mode"] == KNOWN else "2R", r["client"], r["ratio"],
-             round(100 * r["share_429"], 2), r["end_to_end"], r["delivered_share"])
+             round(100 * r["share_429"], 2), r["end_to_end"], r["delivered_share"],
+             r["server_lag_p90_ms"], round(r["load"], 1))
             for r in rows
         ],
     )  # fmt: skip
@@ -298,6 +309,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--bursts", default="1,2")
     p.add_argument("--clients", default=",".join(CLIENTS))
     p.add_argument("--json", action="store_true")
+    p.add_argument("--save", type=Path, help="write rows, load and machine here (JSON)")
+    p.add_argument("--plot", type=Path, help="draw the medians here (PNG)")
+    p.add_argument(
+        "--server-switch-ms", type=float, default=None,
+        help="the server process's GIL hand-over interval (bench/server.py; Python's is 5)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     if args.quick:
         args.seconds, args.repeats = 6.0, 1
@@ -312,10 +329,36 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from bench.common import machine
+
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tts-throughput-") as tmp:
         rows = side_by_side(args, Path(tmp))
-    print(json.dumps(rows, indent=1) if args.json else table(rows))
+    load = load_line(rows)
+    print(json.dumps(rows, indent=1) if args.json else table(rows) + "\n\n" + load)
+    if args.save:
+        record = {"machine": machine(), "minutes": round((time.monotonic() - started) / 60, 1),
+                  "load": load, "argv": sys.argv[1:], "rows": rows}  # fmt: skip
+        args.save.write_text(json.dumps(record, indent=1))
+    if args.plot:
+        from bench.plot import plot_matrix
+
+        plot_matrix(rows, args.plot)
     return 0
+
+
+def load_line(rows: Sequence[dict[str, Any]]) -> str:
+    """The machine's 1-minute load average at the end of each run (median of the runs'
+    medians, lowest, highest) and the server loop's lag: what the figures were measured on."""
+    loads = [r["load"] for r in rows]
+    lags = [r["server_lag_p90_ms"] for r in rows if not math.isnan(r["server_lag_p90_ms"])]
+    text = (
+        f"load average (1 min, {os.cpu_count()} CPUs) at the end of the runs: median "
+        f"{statistics.median(loads):.1f}, {min(loads):.1f} to {max(loads):.1f}"
+    )
+    if lags:
+        text += f"; server loop lag p90: median {statistics.median(lags):.2f} ms"
+    return text
 
 
 if __name__ == "__main__":

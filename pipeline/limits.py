@@ -18,15 +18,34 @@ records whether it went early that way; a refusal of such a token, while refusal
 isolated, teaches a minimum gap instead of slowing down: first ``1 - margin / 2`` of an
 interval (lateness is made up within the margin only), then a whole interval.
 
+**Start-up.** The first request of a run reaches the server later than the next one (a new
+connection, code run for the first time on both sides: 10-30 ms measured on a busy machine);
+a server without burst then refuses the second as early. Without burst (``burst`` 1) the
+second token waits ``startup_s`` more than an interval: once per run, a fraction of a
+percent.
+
+**Timing noise, learnt.** A refusal of a token that went on schedule, alone (not
+``limit_refusals`` within ten intervals) and at a rate the run trusts (the ceiling, or the
+good rate it holds), widens a margin added to every interval (``pipeline.spread``: 1 %, then
+half as wide again each time, at most ``spread_cap``; narrowed after 200 clean tokens) and
+leaves the rate alone; a limit undoes what its own refusals widened. Requests
+reach the server's clock after delays that differ from one to the next; against a server
+without burst a delay that shrinks from one request to the next shows as a request early,
+whatever the rate. Only when the margin is at its cap does a refusal on schedule count as
+below.
+
 **Rate: noise or limit.** A refusal of a token that went on schedule says the rate is too
 fast, or that one request met timing noise (a burst-1 server refuses any request that
 arrives a hair early, and a loaded machine delays one request more than the next). They are
 told apart by what follows. A refusal after a clean run (no dip or limit for 50 intervals,
 at least 2 s) is a dip: ``noise_step`` lower for ``max(2 settle_s, 20 intervals)``, then
 back, and the search below is untouched. Refused again before a clean run, or
-``limit_refusals`` close together (ten intervals), is a limit: ``decrease`` from the rate
-the first of them came at; one more refusal on schedule within ten intervals of a limit is
-another limit (the descent from a far too high ``qps`` costs one refusal a step, not three).
+``limit_refusals`` close together (ten intervals), is a limit: down from the rate the first
+of them came at to the rate the server admitted meanwhile (tokens of the last ten intervals
+less their refusals, per second; a server over its limit still admits about its limit), by
+``decrease`` at least and by half at most; one more refusal on schedule within ten intervals
+of a limit is another limit (the descent from a far too high ``qps`` costs one refusal a
+step, not three).
 
 **Search.** After a limit the rate searches between the last good rate and the refused one:
 it climbs to the midpoint (at most ``headroom`` under the refused rate) and, once that holds
@@ -57,6 +76,7 @@ import anyio
 
 from pipeline.errors import ConfigError
 from pipeline.rate_search import RateSearch
+from pipeline.spread import SpreadMargin, SpreadRules
 
 # Float rounding must not turn "exactly on time" into an endless run of tiny sleeps.
 _EPSILON = 1e-9
@@ -74,7 +94,9 @@ class RateLimit:
     the requests that may start back to back; ``min_qps`` the floor that decreases stop at (a
     ``qps`` below it is its own floor); ``decrease`` the factor for a limit (several refusals
     close together) and ``noise_step`` the step for an isolated refusal; ``limit_refusals`` how
-    many make "several"; ``increase_per_s`` the recovery per second of successes (``None``:
+    many make "several"; ``startup_s`` the extra wait before the second token without burst,
+    ``spread_cap`` the widest margin for timing noise, in intervals (0: none; module
+    docstring); ``increase_per_s`` the recovery per second of successes (``None``:
     ``qps / 10``); ``max_pause_s`` the longest Retry-After honoured (a bad header must not stall
     a run for hours); ``settle_s``, ``headroom`` and ``hold_s`` steer the search for the
     server's limit (module docstring).
@@ -92,6 +114,8 @@ class RateLimit:
     margin: float = 0.02
     noise_step: float = 0.03
     limit_refusals: int = 3
+    startup_s: float = 0.05
+    spread_cap: float = 0.25
 
     def __post_init__(self) -> None:
         problems = self._problems()
@@ -121,11 +145,11 @@ class RateLimit:
             _number(self.increase_per_s) and self.increase_per_s > 0
         ):
             problems.append(f"increase_per_s must be above 0 (got {self.increase_per_s!r})")
-        for name in ("headroom", "margin"):
+        for name in ("headroom", "margin", "spread_cap"):
             value = getattr(self, name)
             if not (_number(value) and 0 <= value < 0.5):
                 problems.append(f"{name} must be from 0 to below 0.5 (got {value!r})")
-        for name in ("max_pause_s", "settle_s", "hold_s"):
+        for name in ("max_pause_s", "settle_s", "hold_s", "startup_s"):
             value = getattr(self, name)
             if not (_number(value) and value >= 0):
                 problems.append(f"{name} must be 0 or more seconds (got {value!r})")
@@ -169,6 +193,8 @@ class LimiterStats:
     limits: int = 0  # several refusals close together: a real decrease
     min_gap: float = 0.0  # learnt: the shortest gap between tokens, in intervals
     made_up_s: float = 0.0  # lateness of the event loop made up by the schedule
+    spread: float = 0.0  # learnt: the margin for timing noise, a share of the interval
+    widened: int = 0  # isolated refusals answered by widening that margin
 
 
 # The minimum gap between two tokens, in intervals, as the server's refusals teach it.
@@ -227,7 +253,9 @@ class AdaptiveRateLimiter:
         self._gap_level = 0
         self._gap_learnt_at: tuple[float, int] | None = None  # (when, level before)
         self._tickets = _Tickets()
+        self._spread = SpreadMargin(SpreadRules(cap=limit.spread_cap))
         self._recent: deque[float] = deque()  # refusals since the last limit, for density
+        self._sent: deque[float] = deque(maxlen=_TICKET_MEMORY)  # when recent tokens went
         self._issued = 0
         self._changed_at: float | None = None  # last decrease (for callers without tickets)
         self._issued_at_change = 0
@@ -260,6 +288,8 @@ class AdaptiveRateLimiter:
             limits=self._limits,
             min_gap=self._gap_levels[self._gap_level],
             made_up_s=self._made_up,
+            spread=self._spread.share,
+            widened=self._spread.widened,
         )
 
     async def acquire(self) -> int:
@@ -297,18 +327,23 @@ class AdaptiveRateLimiter:
         """An attempt got through: raise the rate by the time passed since the last change."""
         self._search.raise_to(self._clock())
 
+    def _interval(self) -> float:
+        return (1.0 + self._spread.share) / self._search.qps
+
     def _wait_time(self, now: float) -> float:
-        interval = 1.0 / self._search.qps
+        interval = self._interval()
         earliest = max(self._tat - self._tolerance, self._paused_until)
         if self._last_issue is not None:
-            earliest = max(
-                earliest, self._last_issue + self._gap_levels[self._gap_level] * interval
-            )
+            gap = self._gap_levels[self._gap_level] * interval
+            startup = self._limit.startup_s
+            if self._issued == 1 and self._limit.burst == 1 and startup > 0:
+                gap = max(gap, interval + startup)
+            earliest = max(earliest, self._last_issue + gap)
         wait = earliest - now
         return wait if wait > _EPSILON else 0.0
 
     def _issue(self, now: float, due: float | None) -> None:
-        interval = 1.0 / self._search.qps
+        interval = self._interval()
         # A waiter that woke late is booked when it was due (at most one interval back): the
         # next token comes that much sooner. A token taken without waiting is booked now.
         booked = now if due is None else max(due, now - interval)
@@ -317,6 +352,8 @@ class AdaptiveRateLimiter:
         early = self._last_issue is not None and now - self._last_issue < interval * (1 - 1e-6)
         self._last_issue = now
         self._issued += 1
+        self._sent.append(now)
+        self._spread.issued()
         self._tickets.add(self._issued, self._search.qps, early)
 
     def _classify(self, now: float, ticket: int | None) -> None:
@@ -346,15 +383,31 @@ class AdaptiveRateLimiter:
             self._ignored += 1
         elif not self._is_new_signal(now, ticket):
             self._ignored += 1
+        elif self._trusted() and self._spread.widen(now, window):
+            # Timing noise at a rate the run trusts: a wider margin, the rate stays. Tokens
+            # already sent went at the old margin: their refusals are this one's.
+            self._changed_at = now
+            self._issued_at_change = self._issued
         elif self._last_refusal is not None and now - self._last_refusal < self._clean_s():
             self._on_limit(now)  # refused again before a clean run: several, if spread out
         else:
+            self._spread.refused()
             self._last_refusal = now
             self._noise += 1
             self._search.dip(now, 1.0 - self._limit.noise_step, self._dip_s())
             self._changed_at = now
             self._issued_at_change = self._issued
             self._decreases += 1
+
+    def _trusted(self) -> bool:
+        # The user's ceiling or the good rate being held: a refusal there is noise until the
+        # margin runs out. Between the two the search is climbing or probing, and a refusal
+        # there is its answer.
+        search = self._search
+        good = search.good
+        return search.qps >= self._limit.ceiling * (1 - 1e-9) or (
+            good is not None and search.qps <= good * (1 + 1e-9)
+        )
 
     def _before_last_limit(self, now: float, ticket: int | None) -> bool:
         if ticket is not None:
@@ -381,12 +434,24 @@ class AdaptiveRateLimiter:
             self._gap_level = learnt[1]
         self._gap_learnt_at = None
         self._limits += 1
+        self._spread.undo(now, self._window())
         self._last_refusal = now
         refused = self._cluster_rate or self._search.qps
-        self._decrease(now, refused, self._limit.decrease)
+        self._decrease(now, refused, self._factor(now, refused))
         self._issued_at_limit = self._issued
         self._limit_at = now
         self._recent.clear()
+
+    def _factor(self, now: float, refused: float) -> float:
+        # While over its limit a server still admits about its limit: the tokens of the
+        # window less its refusals, per second. Down to that (at most halving), not by a
+        # fixed step: from a far too high qps one limit instead of a staircase of them.
+        start = now - self._window()
+        sent = [t for t in self._sent if t >= start]
+        if len(sent) < 2 * self._limit.limit_refusals:
+            return self._limit.decrease
+        admitted = (len(sent) - len(self._recent)) / (now - sent[0] + 1.0 / self._search.qps)
+        return min(self._limit.decrease, max(0.5, admitted / refused))
 
     def _is_new_signal(self, now: float, ticket: int | None) -> bool:
         if self._changed_at is None:

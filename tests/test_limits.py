@@ -20,11 +20,16 @@ from pipeline.limits import DEFAULT_RATE_LIMIT, AdaptiveRateLimiter, RateLimit
 
 def _classic(**fields: Any) -> RateLimit:
     """The arithmetic of these unit tests: no margin, halve on a limit, settle 2 s, search to
-    10 % under, holds of exactly hold_s.
+    10 % under, holds of exactly hold_s, no start-up wait before the second token, no margin
+    learnt for timing noise (an isolated refusal is a dip: tests/test_limits_spread.py has
+    the margin).
 
     The defaults are tuned by the benchmarks (bench/throughput.py); the rules are the same.
     """
-    return RateLimit(**{"decrease": 0.5, "settle_s": 2.0, "headroom": 0.1, "margin": 0.0, **fields})
+    return RateLimit(
+        **{"decrease": 0.5, "settle_s": 2.0, "headroom": 0.1, "margin": 0.0, "startup_s": 0.0,
+           "spread_cap": 0.0, **fields}
+    )  # fmt: skip
 
 
 def refuse_hard(limiter: AdaptiveRateLimiter, retry_after: float | None = None) -> None:

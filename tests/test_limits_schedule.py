@@ -35,9 +35,11 @@ async def _take(limiter: AdaptiveRateLimiter, clock: FakeTime, n: int) -> list[f
 @pytest.mark.anyio
 async def test_a_known_limit_is_paced_a_margin_under() -> None:
     fake = FakeTime()
-    limiter = AdaptiveRateLimiter(RateLimit(qps=50, margin=0.02), clock=fake, sleep=fake.sleep)
+    limit = RateLimit(qps=50, margin=0.02)
+    limiter = AdaptiveRateLimiter(limit, clock=fake, sleep=fake.sleep)
     times = await _take(limiter, fake, 101)
-    assert times[-1] == pytest.approx(100 / (50 * 0.98))
+    # The second token also waits out the start-up allowance (burst 1), once.
+    assert times[-1] == pytest.approx(100 / (50 * 0.98) + limit.startup_s)
     assert limiter.current_qps == pytest.approx(49.0)
 
 
@@ -177,9 +179,15 @@ async def test_one_noise_refusal_after_a_clean_run_costs_a_few_percent_briefly()
     clean = await _tokens_in(60.0, None)
     noisy = await _tokens_in(60.0, 30.0)
     assert clean == pytest.approx(60 * 20 * 0.98, abs=2)
-    # A 3 % step for a few seconds: well under 1 % of a minute's tokens.
+    # A margin of 1 % of an interval, narrowed after 200 clean tokens: under 1 % of a
+    # minute's tokens.
     assert 0.99 * clean <= noisy < clean
     limiter, fake = make(RateLimit(qps=20))
+    limiter.on_rate_limited(1.0)
+    assert limiter.current_qps == pytest.approx(20 * 0.98)
+    assert limiter.stats.spread == pytest.approx(0.01)
+    # Without a margin to learn, the same refusal is a dip of 3 % for a few seconds.
+    limiter, fake = make(RateLimit(qps=20, spread_cap=0.0))
     limiter.on_rate_limited(1.0)
     assert limiter.current_qps == pytest.approx(20 * 0.98 * 0.97)
 
@@ -191,10 +199,28 @@ async def test_repeated_refusals_find_the_limit() -> None:
     limiter, fake = make(RateLimit(qps=40))
     server = BucketServer(20, burst=1)
     await _serve(limiter, fake, server, 60.0)
-    assert 0.93 * 20 <= limiter.current_qps <= 20
+    # The rate paced: the search's rate with the margin learnt for noise.
+    paced = limiter.current_qps / (1 + limiter.stats.spread)
+    assert 0.93 * 20 <= paced <= 20
     assert server.admitted >= 0.9 * 20 * 60
     assert server.refused / (server.admitted + server.refused) < 0.03
     assert limiter.stats.limits >= 1
+
+
+@pytest.mark.anyio
+async def test_a_far_too_high_qps_comes_down_in_one_limit() -> None:
+    # Over its limit a server still admits about its limit: the first limit goes down to
+    # what was admitted (at most halving), not 20 % a step.
+    limiter, fake = make(RateLimit(qps=40))
+    server = BucketServer(20, burst=1)
+    while limiter.stats.limits == 0:
+        ticket = await limiter.acquire()
+        if server.take(fake.now):
+            limiter.on_success()
+        else:
+            limiter.on_rate_limited(1.0, ticket=ticket)
+    assert limiter.current_qps == pytest.approx(40 * 0.98 * 0.5)
+    assert server.refused == limiter.limit.limit_refusals
 
 
 @pytest.mark.anyio
