@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from pipeline.planning import Plan
     from pipeline.quality.config import QualityConfig
     from pipeline.report import RunReport
-    from pipeline.runner import CacheLookup, OutputOptions, RunConfig
+    from pipeline.runner import OutputOptions, RunConfig
 
 from pipeline.cliargs import (
     BASE_VARIABLE,
@@ -244,39 +244,12 @@ def cmd_plan(args: argparse.Namespace, env: Environment) -> int:
     if args.json:
         print(json_for_terminal(api.plan_json(plan, qps, found)))
     else:
+        from pipeline.cli_plan import print_plan
+
         print_plan(plan, qps, found)
         cli_finish.print_finishing(plan, job)
         print_skipped(job)
     return 0
-
-
-def print_plan(plan: Plan, qps: float, found: CacheLookup) -> None:
-    for cp in plan.chapters:
-        chars = sum(c.characters for c in cp.chunks)
-        title = f": {cp.chapter.title}" if cp.chapter.title else ""
-        print(
-            f"{cp.chapter.id}: {len(cp.chapter.lines)} lines, {len(cp.chunks)} chunks, "
-            f"{chars} characters, {cp.response_format} {cp.sample_rate} Hz{title}"
-        )
-    requests = found.requests
-    print(
-        f"total: {len(plan.chapters)} chapters, {plan.lines} lines, {plan.chunk_count} chunks, "
-        f"{plan.characters} characters, {plan.utf8_bytes} UTF-8 bytes"
-    )
-    print(
-        f"to send: {requests} requests ({found.hits} chunks already in the cache"
-        f"{f', {found.repeats} repeating an earlier chunk' if found.repeats else ''}), "
-        f"{found.billable_characters} characters to bill; at least {requests / qps:.1f} s at "
-        f"{qps:g} requests/s"
-    )
-    from pipeline.dubbing.fit import refit_bound  # only plan needs it
-
-    refits, refit_characters = refit_bound(plan)
-    if refits:
-        print(
-            f"fit speed: at most {refits} more requests ({refit_characters} characters) if "
-            "every `fit: speed` line overflows its cue (worst case; not in the figures above)"
-        )
 
 
 def _cache_dir(args: argparse.Namespace, job: Job) -> Path:
