@@ -195,9 +195,9 @@ class LevelProfile:
         mono = np.abs(block).max(axis=0) if block.shape[0] > 1 else np.abs(block[0])
         joined = np.concatenate([self._rest, mono])
         whole = len(joined) // self._window * self._window
-        windows = joined[:whole].reshape(-1, self._window).astype(np.float64)
-        self._peaks.append(windows.max(axis=1).astype(np.float32))
-        self._energy.append((windows**2).sum(axis=1).astype(np.float32))
+        windows = joined[:whole].reshape(-1, self._window)
+        self._peaks.append(windows.max(axis=1))
+        self._energy.append(np.square(windows, dtype=np.float64).sum(axis=1).astype(np.float32))
         self._rest = joined[whole:]
 
     @classmethod
