@@ -70,9 +70,9 @@ class StepEnergy:
                 out = self._graph.pull()
             except (av.BlockingIOError, av.EOFError):
                 return
-            weighted = out.to_ndarray().astype(np.float64)
+            weighted = out.to_ndarray()
             # Channel weights are 1 for mono and the two front channels (BS.1770).
-            power = (weighted * weighted).sum(axis=0)
+            power = np.square(weighted, dtype=np.float64).sum(axis=0)
             joined = np.concatenate([self._rest, power])
             whole = len(joined) // self.step * self.step
             self._steps.append(joined[:whole].reshape(-1, self.step).sum(axis=1))

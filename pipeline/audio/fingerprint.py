@@ -25,7 +25,7 @@ from typing import Any
 from pipeline.audio.model import BookInfo, ChapterSpec
 from pipeline.fileio import atomic_write_text
 
-FINISHING_VERSION = 3  # 3: mp3 chapters encoded in pieces (LAME q7, no bit reservoir)
+FINISHING_VERSION = 4  # 3: mp3 chapters in pieces (LAME q7, no reservoir); 4: float32 limiter
 _HASH_BLOCK = 1 << 20
 
 

@@ -49,36 +49,37 @@ _PHASES_ASCENDING = np.ascontiguousarray(_PHASES[:, ::-1].T, dtype=np.float32)
 _ROWS = 512
 
 
-def sliding_min(values: Array, width: int) -> Array:
+def sliding_min(values: Array | Block, width: int) -> Array | Block:
     """``out[i] = min(values[i : i + width])`` in O(n) (van Herk / Gil-Werman)."""
     n = len(values)
     pad = (-n) % width
-    blocks = np.concatenate([values, np.full(pad, np.inf)]).reshape(-1, width)
+    blocks = np.concatenate([values, np.full(pad, np.inf, dtype=values.dtype)]).reshape(-1, width)
     prefix = np.minimum.accumulate(blocks, axis=1).ravel()
     suffix = np.minimum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
-    result: Array = np.minimum(suffix[: n - width + 1], prefix[width - 1 : n])
+    result = np.minimum(suffix[: n - width + 1], prefix[width - 1 : n])
     return result
 
 
-def peak_envelope(planar: Block, ceiling: float) -> Array:
+def peak_envelope(planar: Block, ceiling: float) -> Block:
     """Per sample, the highest estimated true peak between it and its neighbours.
 
     Exact (to the estimator) wherever it could reach ``ceiling``; elsewhere only the sample
     peak, which is then known to be far enough below. Only those few samples near loud
     peaks are interpolated: a gathered matrix product, not a convolution of the whole block.
     """
-    peaks = np.abs(planar).max(axis=0)
-    envelope: Array = peaks.astype(np.float64)
-    over = peaks * np.float32(_GAIN_BOUND) > ceiling
+    peaks: Block = np.abs(planar[0]) if planar.shape[0] == 1 else np.abs(planar).max(axis=0)
+    over = peaks > np.float32(ceiling / _GAIN_BOUND)
     if not over.any():
-        return envelope
-    # Samples within _REACH of one that could reach the ceiling (a dilation by counting).
-    counts = np.concatenate([np.zeros(_REACH + 1, np.int64), np.cumsum(over)])
-    counts = np.concatenate([counts, np.full(_REACH, counts[-1])])
+        return peaks
+    # Samples within _REACH of one that could reach the ceiling (a dilation by shifts).
     n = len(peaks)
-    hot = np.flatnonzero(counts[2 * _REACH + 1 : 2 * _REACH + 1 + n] - counts[:n] > 0)
+    near = np.zeros(n + 2 * _REACH, dtype=bool)
+    for shift in range(2 * _REACH + 1):
+        near[shift : shift + n] |= over
+    hot = np.flatnonzero(near[_REACH : _REACH + n])
     delay = (_OVERSAMPLE * _TAPS_PER_PHASE - 1) // (2 * _OVERSAMPLE)
     pad = np.zeros(_TAPS_PER_PHASE, dtype=np.float32)
+    envelope = peaks  # a new array in both cases: abs made it
     for channel in planar:
         source = np.concatenate([pad, channel.astype(np.float32, copy=False), pad])
         # windows[i] = x[hot[i] + delay - taps + 1 .. hot[i] + delay]: y[hot[i]] per phase.
@@ -89,7 +90,7 @@ def peak_envelope(planar: Block, ceiling: float) -> Array:
             interpolated[at : at + _ROWS] = np.abs(piece).max(axis=1)
         envelope[hot] = np.maximum(envelope[hot], interpolated)
     # envelope[n] holds the peaks between samples n - 1 and n: both must be turned down.
-    np.maximum(envelope[:-1], envelope[1:].copy(), out=envelope[:-1])
+    np.maximum(envelope[:-1], envelope[1:], out=envelope[:-1])
     return envelope
 
 
@@ -119,9 +120,12 @@ class TruePeakLimiter:
         self.reduced_samples = 0  # how many samples the limiter turned down, for reports
 
     def process(self, block: Block) -> Block:
-        gained = (block * np.float32(self.gain)).astype(np.float32, copy=False)
-        self._buffer = np.concatenate([self._buffer, gained], axis=1)
-        return self._emit(self._buffer.shape[1] - self._right)
+        kept = self._buffer.shape[1]
+        buffer = np.empty((block.shape[0], kept + block.shape[1]), dtype=np.float32)
+        buffer[:, :kept] = self._buffer
+        np.multiply(block, np.float32(self.gain), out=buffer[:, kept:])
+        self._buffer = buffer
+        return self._emit(buffer.shape[1] - self._right)
 
     def flush(self) -> Block:
         end = self._buffer.shape[1]
@@ -134,31 +138,40 @@ class TruePeakLimiter:
         if end <= start:
             return self._buffer[:, :0]
         out = self._buffer[:, start:end]
+        # Where no sample could reach the ceiling the gain alone is the answer: a multiply.
         if float(np.abs(self._buffer).max(initial=0.0)) * _GAIN_BOUND > self.ceiling:
             gains = self._gains(start, end)
-            self.reduced_samples += int(np.count_nonzero(gains < 1.0))
-            out = (out * gains.astype(np.float32)).astype(np.float32)
+            if gains is not None:
+                self.reduced_samples += int(np.count_nonzero(gains < 1.0))
+                out = out * gains
         keep = max(0, end - self._left)
         self._buffer = self._buffer[:, keep:]
         self._emitted = end - keep
         return out
 
-    def _gains(self, start: int, end: int) -> Array:
-        """Gain for buffer samples ``start:end``; the buffer holds their context both sides."""
+    def _gains(self, start: int, end: int) -> Block | None:
+        """Gain for buffer samples ``start:end`` (None: all 1); the buffer holds their context."""
         envelope = peak_envelope(self._buffer, self.ceiling)
-        asked = np.minimum(1.0, self.ceiling / np.maximum(envelope, 1e-12))
+        loud = envelope > np.float32(self.ceiling)
+        if not loud.any():
+            return None
+        # What each sample asks for, as the shortfall below 1 (0 almost everywhere): its sum
+        # below stays exact in float64 where a running sum of ones would round.
+        short = np.zeros(len(envelope), dtype=np.float32)
+        short[loud] = 1 - np.float32(self.ceiling) / envelope[loud]
         width = self._hold + self._attack + 1
-        # held[j] = min(asked[j - hold : j + attack + 1]) for j = start - half ... end + half
+        # held[j] = max(short[j - hold : j + attack + 1]) for j = start - half ... end + half
         lo = start - self._half - self._hold
         hi = end + self._half + self._attack
         if lo < 0:  # the chapter's very start: nothing before it asks for anything
-            asked = np.concatenate([np.ones(-lo), asked])
+            short = np.concatenate([np.zeros(-lo, dtype=np.float32), short])
             lo, hi = 0, hi - lo
-        held = sliding_min(asked[lo:hi], width)
+        held = -sliding_min(-short[lo:hi], width)
         span = 2 * self._half + 1
-        sums = np.concatenate([[0.0], np.cumsum(held)])
-        smoothed: Array = (sums[span:] - sums[:-span]) / span
-        return smoothed[: end - start]
+        sums = np.concatenate([[0.0], np.cumsum(held, dtype=np.float64)])
+        smoothed = 1 - ((sums[span:] - sums[:-span]) / span).astype(np.float32)
+        gains: Block = np.minimum(smoothed[: end - start], np.float32(1.0))
+        return gains
 
 
 _PROFILE_WINDOW_S = 0.02
@@ -182,9 +195,9 @@ class LevelProfile:
         mono = np.abs(block).max(axis=0) if block.shape[0] > 1 else np.abs(block[0])
         joined = np.concatenate([self._rest, mono])
         whole = len(joined) // self._window * self._window
-        windows = joined[:whole].reshape(-1, self._window).astype(np.float64)
-        self._peaks.append(windows.max(axis=1).astype(np.float32))
-        self._energy.append((windows**2).sum(axis=1).astype(np.float32))
+        windows = joined[:whole].reshape(-1, self._window)
+        self._peaks.append(windows.max(axis=1))
+        self._energy.append(np.square(windows, dtype=np.float64).sum(axis=1).astype(np.float32))
         self._rest = joined[whole:]
 
     @classmethod

@@ -90,7 +90,8 @@ def decode_blocks(
             for frame in itertools.chain([first], frames):
                 frame.pts = None
                 fifo.write(frame)
-                while (out := fifo.read(block)) is not None:
+                # Only full blocks are asked for: a read that gives nothing costs a call too.
+                while fifo.samples >= block and (out := fifo.read(block)) is not None:
                     yield _planar(out)
             if (rest := fifo.read(fifo.samples)) is not None:
                 yield _planar(rest)
