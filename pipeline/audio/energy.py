@@ -22,21 +22,19 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.audio.avutil import av_errors
-from pipeline.audio.loudness import SILENT_LUFS, k_weighting_biquads
+from pipeline.audio.loudness import SILENT_LUFS, GraphFeed, k_weighting_biquads
 
 Block = npt.NDArray[np.float32]
 Steps = npt.NDArray[np.float64]
 STEP_S = 0.1  # BS.1770's gating blocks are 400 ms long and start every 100 ms
 
 
-class StepEnergy:
+class StepEnergy(GraphFeed):
     """Sum of squared K-weighted samples per 100 ms step of one piece, fed block by block."""
 
     def __init__(self, rate: int, layout: str) -> None:
+        super().__init__(rate, layout)
         self.step = round(rate * STEP_S)
-        self._rate = rate
-        self._layout = layout
-        self._pts = 0
         self._rest = np.zeros(0, dtype=np.float64)
         self._steps: list[Steps] = []
         with av_errors("measuring loudness"):
@@ -53,16 +51,6 @@ class StepEnergy:
                 node = stage
             node.link_to(self._graph.add("abuffersink"))
             self._graph.configure()
-
-    def add(self, block: Block) -> None:
-        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=self._layout)
-        frame.sample_rate = self._rate
-        frame.pts = self._pts
-        frame.time_base = Fraction(1, self._rate)
-        self._pts += block.shape[1]
-        with av_errors("measuring loudness"):
-            self._graph.push(frame)
-            self._drain()
 
     def _drain(self) -> None:
         while True:

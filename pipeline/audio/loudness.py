@@ -24,23 +24,15 @@ Block = npt.NDArray[np.float32]  # (channels, samples), planar float
 SILENT_LUFS = -70.0  # BS.1770's absolute gate: below it there is no loudness to speak of
 
 
-class LoudnessMeter:
-    """FFmpeg ``ebur128`` over planar float blocks; :meth:`integrated` at the end."""
+class GraphFeed:
+    """Planar float blocks pushed through an FFmpeg filter graph, drained as they go."""
+
+    _graph: av.filter.Graph
 
     def __init__(self, rate: int, layout: str) -> None:
         self._rate = rate
         self._layout = layout
         self._pts = 0
-        self._last: float | None = None
-        with av_errors("measuring loudness"):
-            self._graph = av.filter.Graph()
-            source = self._graph.add_abuffer(
-                format="fltp", sample_rate=rate, layout=layout, time_base=Fraction(1, rate)
-            )
-            meter = self._graph.add("ebur128", "metadata=1")
-            source.link_to(meter)
-            meter.link_to(self._graph.add("abuffersink"))
-            self._graph.configure()
 
     def add(self, block: Block) -> None:
         frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=self._layout)
@@ -51,6 +43,26 @@ class LoudnessMeter:
         with av_errors("measuring loudness"):
             self._graph.push(frame)
             self._drain()
+
+    def _drain(self) -> None:
+        raise NotImplementedError
+
+
+class LoudnessMeter(GraphFeed):
+    """FFmpeg ``ebur128`` over planar float blocks; :meth:`integrated` at the end."""
+
+    def __init__(self, rate: int, layout: str) -> None:
+        super().__init__(rate, layout)
+        self._last: float | None = None
+        with av_errors("measuring loudness"):
+            self._graph = av.filter.Graph()
+            source = self._graph.add_abuffer(
+                format="fltp", sample_rate=rate, layout=layout, time_base=Fraction(1, rate)
+            )
+            meter = self._graph.add("ebur128", "metadata=1")
+            source.link_to(meter)
+            meter.link_to(self._graph.add("abuffersink"))
+            self._graph.configure()
 
     def _drain(self) -> None:
         last = None
