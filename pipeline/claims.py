@@ -23,7 +23,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -202,13 +202,11 @@ class KeyClaim:
             self._table.give_back(self._key)
 
     async def __aenter__(self) -> KeyClaim:
-        delay, deadline = _POLL_FIRST_S, self._deadline()
+        waits = self._waits()
         while not self.try_acquire():
-            if _past(deadline):
-                self._give_up()
-                break
-            await anyio.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX_S)
+            if (wait := next(waits, None)) is None:
+                break  # timed out: on without the claim
+            await anyio.sleep(wait)
         return self
 
     async def __aexit__(
@@ -220,13 +218,11 @@ class KeyClaim:
         self.release()
 
     def __enter__(self) -> KeyClaim:
-        delay, deadline = _POLL_FIRST_S, self._deadline()
+        waits = self._waits()
         while not self.try_acquire():
-            if _past(deadline):
-                self._give_up()
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX_S)
+            if (wait := next(waits, None)) is None:
+                break  # timed out: on without the claim
+            time.sleep(wait)
         return self
 
     def __exit__(
@@ -237,8 +233,15 @@ class KeyClaim:
     ) -> None:
         self.release()
 
-    def _deadline(self) -> float | None:
-        return None if self._timeout_s is None else time.monotonic() + self._timeout_s
+    def _waits(self) -> Iterator[float]:
+        """The pauses between tries, doubling up to a cap; they end, with a warning, once the
+        timeout has passed (then the caller goes on without the claim)."""
+        delay = _POLL_FIRST_S
+        deadline = None if self._timeout_s is None else time.monotonic() + self._timeout_s
+        while not _past(deadline):
+            yield delay
+            delay = min(delay * 2, _POLL_MAX_S)
+        self._give_up()
 
     def _give_up(self) -> None:
         log.warning(

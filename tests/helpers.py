@@ -184,6 +184,23 @@ def start_cli(*args: str | Path, env: Mapping[str, str] | None = None) -> subpro
     )
 
 
+def interrupt_when(
+    process: subprocess.Popen[str], ready: Callable[[], None], sig: int, timeout: float
+) -> float:
+    """Once ``ready()`` returns, send ``sig`` to a running CLI: the seconds it took to exit.
+    The process never outlives this (killed if ``ready`` fails or it outlives ``timeout``)."""
+    try:
+        ready()
+        sent = time.monotonic()
+        process.send_signal(sig)
+        process.wait(timeout=timeout)
+        return time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():

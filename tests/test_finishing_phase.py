@@ -13,7 +13,16 @@ from typing import Any
 import anyio
 import av
 import pytest
-from helpers import cli_env, make_plan, read_report, run_plan, start_cli, texts, write_job
+from helpers import (
+    cli_env,
+    interrupt_when,
+    make_plan,
+    read_report,
+    run_plan,
+    start_cli,
+    texts,
+    write_job,
+)
 
 import pipeline.audio.assemble
 import pipeline.audio.book
@@ -193,16 +202,10 @@ def test_sigint_while_finishing_exits_130_within_6_s_and_the_report_matches_the_
     process = start_cli("run", job, "--out", out, "--base-url", local_server.base_url,
                         "--progress", "jsonl", "--qps", "1000",
                         env=cli_env(COZE_API_TOKEN="test-token"))
-    try:
+    def finishing() -> None:
         _wait_for_event(process, lambda e: e["event"] == "finishing" and not e["done"])
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-        took = time.monotonic() - sent
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
+
+    took = interrupt_when(process, finishing, signal.SIGINT, timeout=30)
     assert process.returncode == 130
     assert took < 6.0, f"exited {took:.1f} s after SIGINT"
     report_path = out / "report.json"

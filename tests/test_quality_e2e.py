@@ -216,25 +216,36 @@ async def test_a_chunk_accepted_while_learning_is_asked_again_when_found_bad(
     check_faulty_left(out, again, job)
 
 
-async def test_a_chunk_found_bad_after_its_chapter_was_joined_is_joined_again(
-    make_server: MakeServer, tmp_path: Path
-) -> None:
-    # One at a time: ch00 (2 lines, the first cut short) is joined before the voice's pace
-    # is learnt (5 chunks), in ch01; then its first chunk is found short and asked again.
+async def first_answer_found_bad_late(
+    make_server: MakeServer, tmp_path: Path, edit: Callable[[list[Any]], None]
+) -> tuple[Path, LocalServer, Path, dict[str, Any]]:
+    """A 2-chapter book (its chapters changed by ``edit``) run one request at a time, the first
+    answer cut short: accepted while the voice's pace is unknown, then found bad late."""
     job = write_book(tmp_path, 2, 12)
     body = yaml.safe_load(job.read_text(encoding="utf-8"))
-    body["chapters"][0]["lines"] = body["chapters"][0]["lines"][:2]
+    edit(body["chapters"])
     job.write_text(yaml.safe_dump(body, allow_unicode=True, width=10**6), encoding="utf-8")
     server = make_server()
     server.queue_faults(["truncated"])
     out = tmp_path / "out"
-    quality = QualityConfig()
-    await run_plan(make_plan(job), server, out, quality=quality, concurrency=1)
-    report = read_report(out)
+    await run_plan(make_plan(job), server, out, quality=QualityConfig(), concurrency=1)
+    return job, server, out, read_report(out)
+
+
+async def test_a_chunk_found_bad_after_its_chapter_was_joined_is_joined_again(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    # ch00 (2 lines, the first cut short) is joined before the voice's pace is learnt
+    # (5 chunks), in ch01; then its first chunk is found short and asked again.
+    def two_lines(chapters: list[Any]) -> None:
+        chapters[0]["lines"] = chapters[0]["lines"][:2]
+
+    job, server, out, report = await first_answer_found_bad_late(make_server, tmp_path, two_lines)
     assert report["status"] == "ok" and report["quality"]["late"] == 1
     assert server.stats.requests == 15 and flags_of(report) == []
     # The chapter joined again holds the good answer: as a run without the fault writes it.
     clean = tmp_path / "clean"
+    quality = QualityConfig()
     await run_plan(make_plan(job), make_server(), clean, quality=quality, concurrency=1)
     assert (out / "ch00.wav").read_bytes() == (clean / "ch00.wav").read_bytes()
     # A second run keeps it: nothing is asked, and the file is still the good one.
@@ -246,23 +257,18 @@ async def test_a_chunk_found_bad_after_its_chapter_was_joined_is_joined_again(
 async def test_a_chunk_found_bad_late_is_asked_again_for_every_chunk_it_served(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
-    # ch01 opens with ch00's first line: one request serves both (single flight). That
-    # answer is cut short, accepted while the pace is unknown, then found bad: both
+    # ch01 opens with ch00's first line: one request serves both (single flight). Both
     # chapters must get the good answer, not only the chunk the request was made for.
-    job = write_book(tmp_path, 2, 12)
-    body = yaml.safe_load(job.read_text(encoding="utf-8"))
-    body["chapters"][1]["lines"][0] = body["chapters"][0]["lines"][0]
-    job.write_text(yaml.safe_dump(body, allow_unicode=True, width=10**6), encoding="utf-8")
-    server = make_server()
-    server.queue_faults(["truncated"])
-    out = tmp_path / "out"
-    quality = QualityConfig()
-    await run_plan(make_plan(job), server, out, quality=quality, concurrency=1)
-    report = read_report(out)
+    def shared_first_line(chapters: list[Any]) -> None:
+        chapters[1]["lines"][0] = chapters[0]["lines"][0]
+
+    job, server, out, report = await first_answer_found_bad_late(
+        make_server, tmp_path, shared_first_line
+    )
     assert report["status"] == "ok" and report["quality"]["late"] == 1
     assert server.stats.requests == 24 and flags_of(report) == []
     clean = tmp_path / "clean"
-    await run_plan(make_plan(job), make_server(), clean, quality=quality, concurrency=1)
+    await run_plan(make_plan(job), make_server(), clean, quality=QualityConfig(), concurrency=1)
     for name in ("ch00.wav", "ch01.wav"):
         assert (out / name).read_bytes() == (clean / name).read_bytes(), name
 

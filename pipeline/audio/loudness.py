@@ -11,6 +11,7 @@ prove nothing.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from fractions import Fraction
 
 import av
@@ -24,7 +25,7 @@ Block = npt.NDArray[np.float32]  # (channels, samples), planar float
 SILENT_LUFS = -70.0  # BS.1770's absolute gate: below it there is no loudness to speak of
 
 
-class GraphFeed:
+class GraphFeed(ABC):
     """Planar float blocks pushed through an FFmpeg filter graph, drained as they go."""
 
     _graph: av.filter.Graph
@@ -44,8 +45,9 @@ class GraphFeed:
             self._graph.push(frame)
             self._drain()
 
+    @abstractmethod
     def _drain(self) -> None:
-        raise NotImplementedError
+        """Take what the graph has for the caller after each push."""
 
 
 class LoudnessMeter(GraphFeed):

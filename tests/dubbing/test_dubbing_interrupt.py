@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli_env, start_cli
+from helpers import cli_env, interrupt_when, start_cli
 
 from dubbing.dubsupport import cue_texts, write_dub_job, write_srt
 from pipeline.dubbing.incremental import CLIP_RECORD
@@ -44,16 +44,7 @@ def test_a_stop_while_dubbing_exits_130_within_6_s_and_the_report_matches_the_di
     process = start_cli("run", job, "--out", out, "--base-url", local_server.base_url,
                         "--progress", "jsonl", "--qps", "1000",
                         env=cli_env(COZE_API_TOKEN="test-token"))
-    try:
-        _wait_for_finishing(process)
-        sent = time.monotonic()
-        process.send_signal(sig)
-        process.wait(timeout=60)
-        took = time.monotonic() - sent
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
+    took = interrupt_when(process, lambda: _wait_for_finishing(process), sig, timeout=60)
     assert process.returncode == 130
     assert took < 6.0, f"exited {took:.1f} s after {sig.name}"
     report_path = out / "report.json"
