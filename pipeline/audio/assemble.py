@@ -64,16 +64,21 @@ def _tag(spec: ChapterSpec, fmt: str, path: Path) -> None:
         write_mp4_tags(path, spec.book, chapter_title=spec.title)
 
 
-def _decoded_pauses(spec: ChapterSpec, watch: Watch) -> list[list[Pause]]:
-    """Each part decoded on its own for its pauses: the lossless join decodes nothing."""
+def _decoded_pauses(spec: ChapterSpec, watch: Watch, duration_s: float) -> list[list[Pause]]:
+    """Each part decoded on its own for its pauses: the lossless join decodes nothing.
+
+    This pass is most of a lossless chapter's work (the join only copies frames), so it
+    reports progress too: without it, a stop asked for from a progress callback would only
+    be seen once the chapter was already written.
+    """
     rate = output_rate(normalized_output_format(spec.response_format, None), spec.sample_rate)
     layout = probe_layout(spec.parts[0].path, spec.response_format, spec.sample_rate)
     found = []
-    for part in spec.parts:
-        watch.check()
+    for i, part in enumerate(spec.parts):
         found.append(
             decoded_pauses(part.path, spec.response_format, spec.sample_rate, rate, layout)
         )
+        watch.advance(duration_s * (i + 1) / len(spec.parts))
     return found
 
 
@@ -98,9 +103,14 @@ def assemble_chapter(
     with atomic_path(spec.out_path) as tmp:
         levels = PartLevels(output_rate(fmt, spec.sample_rate))
         if is_lossless_join(spec):
+            if spec.subtitles:
+                watch.start_pass(0.5)
             with open(tmp, "wb", buffering=_WRITE_BUFFER) as out:
                 timeline = _JOINERS[spec.response_format](spec, out, watch)
-            pauses = _decoded_pauses(spec, watch) if spec.subtitles else []
+            pauses = []
+            if spec.subtitles:
+                watch.start_pass(0.5)
+                pauses = _decoded_pauses(spec, watch, timeline.duration_s)
         else:
             sink = levels if spec.subtitles else None
             timeline = process_chapter(spec, fmt, tmp, _metadata(spec), watch, sink)
