@@ -131,6 +131,16 @@ def _create_temp(path: Path) -> tuple[Path, int]:
     raise StorageError(errno.EEXIST, f"cannot write {path}: no free temporary name beside it")
 
 
+def new_temp_beside(path: Path) -> Path:
+    """A new, empty temp file beside ``path`` for a writer's scratch data; the caller removes it.
+
+    Named like every temp file here, so one that a killed run left is removed with the rest.
+    """
+    tmp, fd = _create_temp(path)
+    os.close(fd)
+    return tmp
+
+
 def _fsync_dir(directory: Path) -> None:
     # The rename is durable only once the directory entry is on disk.
     with contextlib.suppress(OSError):

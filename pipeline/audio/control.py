@@ -54,13 +54,21 @@ class Watch:
         self._what = what
         self._base = 0.0
         self._weight = 1.0
-        self._done = 0.0
+        self._done = 0.0  # what is reported: never less than before
+        self._raw = 0.0  # the work's own count, which restart() takes back to 0
+        self._floor = 0.0
         self._last_report = 0.0
 
     def start_pass(self, weight: float) -> None:
         """Begin a pass over the audio; earlier passes stay counted."""
-        self._base = self._done
+        self._base = self._raw
         self._weight = weight
+
+    def restart(self) -> None:
+        """The work begins again (done another way): what was reported is not taken back."""
+        self._floor = self._done
+        self._raw = self._base = 0.0
+        self._weight = 1.0
 
     def check(self) -> None:
         """Raise FinishCancelled when the cancel check says so."""
@@ -71,7 +79,8 @@ class Watch:
     def advance(self, pass_seconds: float) -> None:
         """``pass_seconds`` of audio are done in the current pass; check, maybe report."""
         self.check()
-        self._done = self._base + pass_seconds * self._weight
+        self._raw = self._base + pass_seconds * self._weight
+        self._done = max(self._floor, self._raw)
         if self._progress is None:
             return
         now = time.monotonic()

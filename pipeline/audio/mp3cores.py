@@ -6,10 +6,10 @@ For the joints to be seamless:
 
 - every cut is a whole number of frames from the chapter's start, so each piece's frames
   cover the same samples as a single encoder's would (frame k starts at k * frame - delay);
-- a piece after the first starts encoding ``_PRE_S`` earlier (whole frames) and the frames
-  of that pre-roll are dropped: LAME's filter bank and psychoacoustic state, and the
+- a piece after the first starts encoding 0.2 s earlier (whole frames) and the frames of
+  that pre-roll are dropped: LAME's filter bank and psychoacoustic state, and the
   limiter's look-behind, are warm where the kept frames begin; a piece before the last goes
-  on ``_POST_S`` longer for LAME's and the limiter's look-ahead;
+  on 0.1 s longer for LAME's and the limiter's look-ahead;
 - the bit reservoir is off (``reservoir=0``): every frame holds its own data, so frames of
   two encoders can follow each other (with it on, a frame may borrow bytes from the frame
   before it, which after a joint belongs to another encoder);
@@ -22,7 +22,6 @@ LAME runs at quality 7 (psychoacoustics for block switching only, no noise shapi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -47,25 +46,27 @@ from pipeline.audio.mp3 import (
     parse_header,
     toc_from_offsets,
 )
+from pipeline.audio.pauses import PartLevels
 from pipeline.audio.pieces import (
     Feedback,
+    Piece,
     Span,
-    cut_points,
     groups,
+    kept_frames,
     pause_samples,
-    run_on_cores,
+    plan_pieces,
     span_blocks,
     workers,
     zeros,
 )
-from pipeline.audio.process import Block, PartSink, decode_blocks, limited, loudness_gain_db
+from pipeline.audio.process import Block, decode_blocks, limited, loudness_gain_db
+from pipeline.audio.procs import Runner, on_cores
+from pipeline.audio.spill import SpillMap, SpillReader, SpillWriter, new_spills, remove_spills
 from pipeline.audio.timeline import Timeline
 
 LAME_DELAY = 576  # LAME's encoder delay (ENCDELAY), the same at every rate
 LAME_OPTIONS = {"compression_level": "7", "reservoir": "0"}
 BIT_RATE_PER_CHANNEL = 64_000
-_PRE_S = 0.2  # covers the limiter's 90 ms look-behind and leaves LAME 3+ frames to settle
-_POST_S = 0.1
 _LEAST_PIECE_S = 20.0  # shorter chapters are not worth a second encoder
 _TOC_STRIDE = 64
 
@@ -77,6 +78,8 @@ class Measured:
     spans: list[Span]
     steps: npt.NDArray[np.float64]
     profile: LevelProfile
+    levels: PartLevels | None  # the parts' window levels, when subtitles want their pauses
+    spilled: int | None  # samples kept in the group's spill; None: decode again
 
 
 def measure_group(
@@ -84,32 +87,45 @@ def measure_group(
     indices: range,
     rate: int,
     layout: str,
-    sink: PartSink | None,
+    with_levels: bool,
+    spill: Path | None,
     feedback: Feedback,
 ) -> Measured:
-    """Decode a group of parts: their lengths, K-weighted energy, level profile, pauses."""
+    """Decode a group of parts: their lengths, K-weighted energy, level profile, pauses.
+
+    ``spill`` (a file from ``spill.new_spills``) keeps the decoded samples for the second
+    pass. Runs in a thread or in another process: it takes and gives only what pickles.
+    """
     energy = StepEnergy(rate, layout)
     profile = LevelProfile(rate)
+    levels = PartLevels(rate) if with_levels else None
     channels = 1 if layout == "mono" else 2
+    writer = SpillWriter(spill)
     spans = []
     done = 0
-    for index in indices:
-        part = spec.parts[index]
-        content = 0
-        for block in decode_blocks(part.path, spec.response_format, spec.sample_rate, rate, layout):
-            if sink is not None:
-                sink(index, block)
-            energy.add(block)
-            profile.add(block)
-            content += block.shape[1]
-            feedback.advance((done + content) / rate)
-        pause = pause_samples(part, rate)
-        for block in zeros(pause, channels, rate):
-            energy.add(block)
-            profile.add(block)
-        done += content + pause
-        spans.append(Span(content, pause))
-    return Measured(spans, energy.steps(), profile)
+    try:
+        for index in indices:
+            part = spec.parts[index]
+            content = 0
+            for block in decode_blocks(
+                part.path, spec.response_format, spec.sample_rate, rate, layout
+            ):
+                if levels is not None:
+                    levels(index, block)
+                writer.append(block)
+                energy.add(block)
+                profile.add(block)
+                content += block.shape[1]
+                feedback.advance((done + content) / rate)
+            pause = pause_samples(part, rate)
+            for block in zeros(pause, channels, rate):
+                energy.add(block)
+                profile.add(block)
+            done += content + pause
+            spans.append(Span(content, pause))
+    finally:
+        spilled = writer.close()
+    return Measured(spans, energy.steps(), profile, levels, spilled)
 
 
 def lame_encoder(rate: int, layout: str) -> av.AudioCodecContext:
@@ -148,55 +164,37 @@ def encode_piece(
     rate: int,
     layout: str,
     gain: float | None,
-    piece: tuple[int, int, int, int | None],
+    piece: Piece,
+    spills: SpillMap | None,
     feedback: Feedback,
 ) -> list[bytes]:
     """One piece's kept frames. ``piece``: (start, own start, end, frames kept or None: all).
 
     Samples ``start:end`` are encoded; the frames before ``own start`` are the pre-roll.
+    Parts in ``spills`` are read back from there, the others decoded again.
     """
-    start, own, end, keep = piece
-    frame = _frame_samples(rate)
-    source = span_blocks(spec, spans, rate, layout, start, end)
-    if gain is not None:
-        source = limited(source, TruePeakLimiter(rate, 1 if layout == "mono" else 2, gain))
-    position = start
-    frames: list[bytes] = []
+    start, own, end, _ = piece
+    reader = SpillReader(spills)
+    try:
+        source = span_blocks(spec, spans, rate, layout, start, end, reader)
+        if gain is not None:
+            source = limited(source, TruePeakLimiter(rate, 1 if layout == "mono" else 2, gain))
+        position = start
+        def counted(blocks: Iterator[Block]) -> Iterator[Block]:
+            nonlocal position
+            for block in blocks:
+                yield block
+                position += block.shape[1]
+                feedback.advance(max(0, min(position, end) - own) / rate)
 
-    def counted(blocks: Iterator[Block]) -> Iterator[Block]:
-        nonlocal position
-        for block in blocks:
-            yield block
-            position += block.shape[1]
-            feedback.advance(max(0, min(position, end) - own) / rate)
-
-    drop = (own - start) // frame
-    for index, data in enumerate(encode_frames(counted(source), rate, layout)):
-        if index >= drop and (keep is None or index - drop < keep):
-            frames.append(data)
-    if keep is not None and len(frames) != keep:
-        raise AudioError(f"mp3 piece at sample {own}: {len(frames)} frames, not {keep}")
-    return frames
+        frames = encode_frames(counted(source), rate, layout)
+        return kept_frames(frames, piece, _frame_samples(rate))
+    finally:
+        reader.close()
 
 
 def _frame_samples(rate: int) -> int:
     return 1152 if rate >= 32000 else 576
-
-
-def _pieces(spans: list[Span], rate: int, count: int) -> list[tuple[int, int, int, int | None]]:
-    frame = _frame_samples(rate)
-    total = sum(s.content + s.pause for s in spans)
-    pre = math.ceil(_PRE_S * rate / frame) * frame
-    post = math.ceil(_POST_S * rate / frame) * frame
-    least = max(round(_LEAST_PIECE_S * rate), 2 * pre)
-    cuts = cut_points(spans, count, frame, least)
-    starts, ends = [0, *cuts], [*cuts, total]
-    pieces: list[tuple[int, int, int, int | None]] = []
-    for index, (own, stop) in enumerate(zip(starts, ends, strict=True)):
-        last = index == len(starts) - 1
-        keep = None if last else (stop - own) // frame
-        pieces.append((max(0, own - pre), own, total if last else stop + post, keep))
-    return pieces
 
 
 def finish_mp3(
@@ -205,21 +203,54 @@ def finish_mp3(
     metadata: dict[str, str],
     layout: str,
     watch: Watch,
-    part_sink: PartSink | None = None,
+    levels: PartLevels | None = None,
 ) -> Timeline:
     """Decode, measure, limit and encode ``spec`` to ``path`` (mp3) on every core.
 
-    ``part_sink`` sees every part's decoded blocks once (in the first pass).
+    ``levels`` is given every part's window levels (for the subtitles' pauses).
     """
+    parted = groups(spec, workers())
+    spill_paths = new_spills(path, len(parted))
+    size = sum(part.path.stat().st_size for part in spec.parts)
+    try:
+        return on_cores(
+            size,
+            partial(_finish_mp3, spec, path, metadata, layout, watch, levels, parted, spill_paths),
+            watch,
+        )
+    finally:
+        remove_spills(spill_paths)
+
+
+def _finish_mp3(
+    spec: ChapterSpec,
+    path: Path,
+    metadata: dict[str, str],
+    layout: str,
+    watch: Watch,
+    levels: PartLevels | None,
+    parted: list[range],
+    spill_paths: list[Path],
+    run: Runner,
+) -> Timeline:
     rate = spec.sample_rate
-    count = workers()
     watch.start_pass(0.5)
     jobs = [
-        partial(measure_group, spec, group, rate, layout, part_sink)
-        for group in groups(spec, count)
+        partial(measure_group, spec, group, rate, layout, levels is not None, spill)
+        for group, spill in zip(parted, spill_paths, strict=True)
     ]
-    measured = run_on_cores(jobs, watch)
+    measured = run(jobs, watch)
     spans = [span for m in measured for span in m.spans]
+    for m in measured:
+        if levels is not None and m.levels is not None:
+            levels.merge(m.levels)
+    spills = SpillMap.of(
+        spill_paths,
+        parted,
+        [m.spilled for m in measured],
+        [span.content for span in spans],
+        1 if layout == "mono" else 2,
+    )
     gain = None
     if spec.loudness_lufs is not None:
         steps = np.concatenate([m.steps for m in measured])
@@ -227,9 +258,9 @@ def finish_mp3(
         if gain is not None:
             gain = compensated_gain_db(gain, LevelProfile.joined([m.profile for m in measured]))
     watch.start_pass(0.5)
-    pieces = _pieces(spans, rate, count)
-    jobs2 = [partial(encode_piece, spec, spans, rate, layout, gain, p) for p in pieces]
-    frames = [f for piece in run_on_cores(jobs2, watch) for f in piece]
+    pieces = plan_pieces(spans, rate, _frame_samples(rate), workers(), _LEAST_PIECE_S)
+    jobs2 = [partial(encode_piece, spec, spans, rate, layout, gain, p, spills) for p in pieces]
+    frames = [f for piece in run(jobs2, watch) for f in piece]
     total = sum(s.content + s.pause for s in spans)
     with open(path, "wb") as out:
         write_mp3(out, frames, total, metadata)

@@ -87,6 +87,10 @@ class PartLevels:
             meter = self._meters[index] = LevelMeter(self._rate)
         meter.add(block)
 
+    def merge(self, other: PartLevels) -> None:
+        """Take in the chunks ``other`` saw (a group measured in another thread or process)."""
+        self._meters.update(other._meters)
+
     def pauses(self, count: int) -> list[list[Pause]]:
         return [self._meters[i].pauses() if i in self._meters else [] for i in range(count)]
 

@@ -2,7 +2,7 @@
 
 The first pass goes over the parts in contiguous groups, one group per thread; it learns
 each part's decoded length, so that the second pass can cut the chapter at exact samples
-(:func:`cut_points`) and each thread can decode just its range (:func:`span_blocks`).
+(:func:`cut_points`) and each thread can read back just its range (:func:`span_blocks`).
 PyAV lets go of the GIL while FFmpeg decodes, filters and encodes, so threads run at once.
 
 The threads never call the progress callback (a runner may only take it on its own thread):
@@ -13,10 +13,12 @@ makes every other piece stop within a block.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,9 +27,13 @@ import numpy as np
 from pipeline.audio.control import FinishCancelled, Watch
 from pipeline.audio.model import AudioError, ChapterSpec, Part
 from pipeline.audio.process import Block, decode_blocks
+from pipeline.audio.spill import SpillReader
 
 T = TypeVar("T")
+F = TypeVar("F")
 _WAIT_S = 0.1  # how often the calling thread reports progress and looks for a stop
+_PRE_S = 0.2  # covers the limiter's 90 ms look-behind and leaves an encoder 3+ frames to settle
+_POST_S = 0.1
 
 
 def workers() -> int:
@@ -52,7 +58,12 @@ def zeros(samples: int, channels: int, rate: int) -> Iterator[Block]:
 
 def groups(spec: ChapterSpec, count: int) -> list[range]:
     """Part indices in ``count`` contiguous groups of about equal size on disk."""
-    sizes = [max(1, part.path.stat().st_size) for part in spec.parts]
+    return sized_groups([part.path.stat().st_size for part in spec.parts], count)
+
+
+def sized_groups(sizes: Sequence[int], count: int) -> list[range]:
+    """Indices of ``sizes`` in ``count`` contiguous groups of about equal total size."""
+    sizes = [max(1, size) for size in sizes]
     total = sum(sizes)
     bounds = [0]
     running = 0
@@ -99,17 +110,67 @@ def cut_points(spans: Sequence[Span], count: int, frame: int, least: int) -> lis
     return cuts
 
 
+Piece = tuple[int, int, int, int | None]  # start, own start, end, frames kept (None: all)
+
+
+def plan_pieces(
+    spans: Sequence[Span], rate: int, frame: int, count: int, least_s: float
+) -> list[Piece]:
+    """Up to ``count`` pieces of whole ``frame``s, each with its pre-roll and look-ahead.
+
+    A piece after the first starts encoding ``_PRE_S`` earlier (whole frames) and drops the
+    frames of that pre-roll, so the encoder's state is warm where its kept frames begin; a
+    piece before the last goes on ``_POST_S`` longer for the encoder's look-ahead.
+    """
+    total = sum(s.content + s.pause for s in spans)
+    pre = math.ceil(_PRE_S * rate / frame) * frame
+    post = math.ceil(_POST_S * rate / frame) * frame
+    least = max(round(least_s * rate), 2 * pre)
+    cuts = cut_points(spans, count, frame, least)
+    starts, ends = [0, *cuts], [*cuts, total]
+    pieces: list[Piece] = []
+    for index, (own, stop) in enumerate(zip(starts, ends, strict=True)):
+        last = index == len(starts) - 1
+        keep = None if last else (stop - own) // frame
+        pieces.append((max(0, own - pre), own, total if last else stop + post, keep))
+    return pieces
+
+
+def kept_frames(encoded: Iterable[F], piece: Piece, frame: int) -> list[F]:
+    """The frames of ``piece`` that are its own: not the pre-roll's, not the look-ahead's."""
+    start, own, _, keep = piece
+    drop = (own - start) // frame
+    frames = [f for i, f in enumerate(encoded) if i >= drop and (keep is None or i - drop < keep)]
+    if keep is not None and len(frames) != keep:
+        raise AudioError(f"the piece at sample {own} gave {len(frames)} frames, not {keep}")
+    return frames
+
+
 def span_blocks(
-    spec: ChapterSpec, spans: Sequence[Span], rate: int, layout: str, start: int, end: int
+    spec: ChapterSpec,
+    spans: Sequence[Span],
+    rate: int,
+    layout: str,
+    start: int,
+    end: int,
+    spills: SpillReader | None = None,
 ) -> Iterator[Block]:
-    """Samples ``start:end`` of the chapter (parts and pauses), decoding only what is needed."""
+    """Samples ``start:end`` of the chapter (parts and pauses), decoding only what is needed.
+
+    A part the first pass kept in ``spills`` is read back from there instead of decoded.
+    """
     channels = 1 if layout == "mono" else 2
     offset = 0
-    for part, span in zip(spec.parts, spans, strict=True):
+    for index, (part, span) in enumerate(zip(spec.parts, spans, strict=True)):
         if offset >= end:
             return
         if offset + span.content > start:
-            yield from _part_range(part, spec, rate, layout, offset, start, end, span.content)
+            lo, hi = max(start, offset), min(end, offset + span.content)
+            kept = None if spills is None else spills.part_blocks(index, lo - offset, hi - lo)
+            if kept is not None:
+                yield from kept
+            else:
+                yield from _part_range(part, spec, rate, layout, offset, start, end, span.content)
         lo = max(start, offset + span.content)
         hi = min(end, offset + span.content + span.pause)
         yield from zeros(hi - lo, channels, rate)
@@ -139,18 +200,32 @@ def _part_range(
         raise AudioError(f"{part.path.name}: decoded to another length the second time")
 
 
-class Feedback:
-    """What a piece's thread sees: its own progress counter and the stop check."""
+class Feedback(ABC):
+    """What a piece's job sees, in a thread or another process: its progress and a stop."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise FinishCancelled when the job is to stop."""
+
+    @abstractmethod
+    def advance(self, seconds: float) -> None:
+        """This piece has ``seconds`` done; raise FinishCancelled when asked to stop."""
+
+
+class ThreadFeedback(Feedback):
+    """A job in a thread of this process: a slot of a list, and a check the caller gives."""
 
     def __init__(self, done: list[float], index: int, check: Callable[[], None]) -> None:
         self._done = done
         self._index = index
-        self.check = check
+        self._check = check
+
+    def check(self) -> None:
+        self._check()
 
     def advance(self, seconds: float) -> None:
-        """This piece has ``seconds`` done; raise FinishCancelled when asked to stop."""
         self._done[self._index] = seconds
-        self.check()
+        self._check()
 
 
 def run_on_cores(jobs: Sequence[Callable[[Feedback], T]], watch: Watch) -> list[T]:
@@ -168,16 +243,34 @@ def run_on_cores(jobs: Sequence[Callable[[Feedback], T]], watch: Watch) -> list[
         watch.check()
 
     with ThreadPoolExecutor(len(jobs), thread_name_prefix="finish") as pool:
-        futures = [pool.submit(job, Feedback(done, i, check)) for i, job in enumerate(jobs)]
+        futures = [pool.submit(job, ThreadFeedback(done, i, check)) for i, job in enumerate(jobs)]
         try:
-            while True:
-                finished, pending = wait(futures, _WAIT_S, FIRST_EXCEPTION)
-                watch.advance(sum(done))
-                if not pending or any(f.exception() is not None for f in finished):
-                    break
+            supervise(futures, lambda: sum(done), watch)
         finally:
             stop.set()  # no-op for jobs already done; the others leave within a block
-    errors = [e for f in futures if (e := f.exception()) is not None]
+    return results(futures)
+
+
+def supervise(futures: Sequence[Future[T]], done: Callable[[], float], watch: Watch) -> None:
+    """Report ``done()`` to ``watch`` until every job has ended or one has failed.
+
+    Raises FinishCancelled from ``watch`` when asked to stop; the caller then tells the jobs.
+    """
+    while True:
+        finished, pending = wait(futures, _WAIT_S, FIRST_EXCEPTION)
+        watch.advance(done())
+        if not pending or any(not f.cancelled() and f.exception() for f in finished):
+            return
+
+
+def results(futures: Sequence[Future[T]]) -> list[T]:
+    """The jobs' results in order, or the first real error among them."""
+    errors: list[BaseException] = []
+    for future in futures:
+        if future.cancelled():
+            errors.append(FinishCancelled("finishing stopped before this piece began"))
+        elif (error := future.exception()) is not None:
+            errors.append(error)
     if errors:
         # The first real error, not the FinishCancelled it caused in the other pieces.
         real = [e for e in errors if not isinstance(e, FinishCancelled)]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -31,6 +32,9 @@ from pipeline.audio.loudness import LoudnessMeter
 from pipeline.audio.model import AudioError, ChapterSpec
 from pipeline.audio.timeline import Timeline
 from pipeline.speech import opus_rate
+
+if TYPE_CHECKING:
+    from pipeline.audio.pauses import PartLevels  # it imports this module
 
 Block = npt.NDArray[np.float32]  # (channels, samples), planar float
 _WORK_FORMAT = "fltp"
@@ -250,18 +254,18 @@ def process_chapter(
     path: Path,
     metadata: dict[str, str],
     watch: Watch,
-    part_sink: PartSink | None = None,
+    levels: PartLevels | None = None,
 ) -> Timeline:
     """Decode, join with pauses, normalise when asked, encode once to ``path``.
 
-    ``part_sink`` sees the parts' decoded blocks in the encoding pass.
+    ``levels`` is given the parts' window levels (for the subtitles' pauses).
     """
     rate = output_rate(fmt, spec.sample_rate)
     layout = probe_layout(spec.parts[0].path, spec.response_format, spec.sample_rate)
     if fmt == "mp3":
         from pipeline.audio.mp3cores import finish_mp3  # it imports this module
 
-        return finish_mp3(spec, path, metadata, layout, watch, part_sink)
+        return finish_mp3(spec, path, metadata, layout, watch, levels)
     timeline = Timeline(rate)
     gain = None
     if spec.loudness_lufs is not None:
@@ -273,7 +277,7 @@ def process_chapter(
         if gain is not None:
             gain = compensated_gain_db(gain, profile)
         watch.start_pass(0.5)
-    source = chapter_blocks(spec, rate, layout, timeline, watch, part_sink)
+    source = chapter_blocks(spec, rate, layout, timeline, watch, levels)
     if gain is not None:
         limiter = TruePeakLimiter(rate, 1 if layout == "mono" else 2, gain)
         source = limited(source, limiter)

@@ -66,7 +66,7 @@ def test_pieces_join_without_a_gap_or_click(
     single, _ = decode(one)
     joined, _ = decode(many)
     measured = run_on_cores(
-        [lambda fb: mp3cores.measure_group(spec, range(8), RATE, "mono", None, fb)],
+        [lambda fb: mp3cores.measure_group(spec, range(8), RATE, "mono", False, None, fb)],
         Watch(None, None),
     )[0]
     spans = measured.spans

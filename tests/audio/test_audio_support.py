@@ -13,8 +13,9 @@ import av
 import av.logging
 import numpy as np
 import numpy.typing as npt
+import pytest
 
-from pipeline.audio import Part
+from pipeline.audio import Part, procs
 from pipeline.speech import opus_rate
 
 Samples = npt.NDArray[np.float32]
@@ -130,3 +131,17 @@ def dominant_frequency(samples: Samples, rate: int) -> float:
     window = samples * np.hanning(len(samples))
     spectrum = np.abs(np.fft.rfft(window))
     return float(np.argmax(spectrum) * rate / len(samples))
+
+
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which runner (threads or processes) each pass of a chapter or book used, in order."""
+    used: list[str] = []
+    for name in ("run_in_processes", "run_on_cores"):
+        real = getattr(procs, name)
+
+        def spy(jobs, watch, real=real, name=name):  # type: ignore[no-untyped-def]
+            used.append(name)
+            return real(jobs, watch)
+
+        monkeypatch.setattr(procs, name, spy)
+    return used

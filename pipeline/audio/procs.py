@@ -1,0 +1,220 @@
+"""A long chapter's pieces in processes, one per core, so that they really run at once.
+
+Threads are enough for LAME, which lets go of the GIL for a whole block, but not for
+decoding: an mp3 frame (24 ms of audio) is one short FFmpeg call, and two threads decoding
+at once pass the GIL back and forth at every frame. Measuring a 45-minute chapter on this
+2-core machine took 3.7 s in one thread, 4.2 s in two threads and 2.0 s in two processes
+(``bench/finishing.py``).
+
+The processes come from a ``forkserver`` (never ``fork``: the runner has threads), started
+on first use and kept for the rest of the program, shared by the chapters being finished.
+They ignore SIGINT: Ctrl-C reaches the whole process group, and it is the runner that
+decides to stop, through the stop flag. Each call gets a small block of shared memory: a
+stop flag, then one slot per job for the seconds of audio it has done.
+
+As everywhere in ``multiprocessing``, the workers import the program's main module: a
+script that finishes chapters must call the pipeline under ``if __name__ == "__main__":``.
+When the processes cannot start or one dies, :class:`ProcessesFailed` says so and the
+caller does the work in threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.shared_memory import SharedMemory
+from typing import Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.audio.control import FinishCancelled, Watch
+from pipeline.audio.model import AudioError
+from pipeline.audio.pieces import Feedback, results, run_on_cores, supervise, workers
+
+T = TypeVar("T")
+_PRELOAD = ["pipeline.audio.mp3cores"]  # imported once in the server, not in every process
+_ORPHAN_CHECK_S = 0.5
+
+# Work of at least this many input bytes (about two minutes of the API's mp3) goes to the
+# processes: below it, starting them (once, about half a second) costs more than it wins.
+PROCESSES_FROM_BYTES = 1 << 20
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_failed = False  # once the processes failed, the rest of the program uses threads
+log = logging.getLogger(__name__)
+
+
+class ProcessesFailed(AudioError):
+    """The worker processes could not be started or died; threads can do the work instead."""
+
+
+class Runner(Protocol):
+    """``pieces.run_on_cores`` or :func:`run_in_processes`."""
+
+    def __call__(self, jobs: Sequence[Callable[[Feedback], T]], watch: Watch) -> list[T]: ...
+
+
+def on_cores(size: int, attempt: Callable[[Runner], T], watch: Watch) -> T:
+    """``attempt`` with processes when ``size`` input bytes are worth them, else threads.
+
+    When the processes fail, the warning is given once and ``attempt`` runs again in threads.
+    """
+    if not _failed and size >= PROCESSES_FROM_BYTES and workers() > 1:
+        try:
+            return attempt(run_in_processes)
+        except ProcessesFailed as exc:
+            # A signal to the whole process group ends the workers too: that is a stop.
+            watch.check()
+            _give_up_processes(exc)
+            watch.restart()
+    return attempt(run_on_cores)
+
+
+def _give_up_processes(exc: ProcessesFailed) -> None:
+    global _failed
+    _failed = True
+    log.warning("%s; finishing goes on in threads (slower)", exc)
+
+
+def _quiet_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker's parent is the fork server, which leaves when the program does, even when it
+    # is killed: then the worker is adopted, and leaves too rather than wait forever.
+    parent = os.getppid()
+    threading.Thread(target=_leave_with, args=(parent,), daemon=True).start()
+
+
+def _leave_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_ORPHAN_CHECK_S)
+    os._exit(1)
+
+
+def _shared_pool() -> ProcessPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(_PRELOAD)
+            _pool = ProcessPoolExecutor(workers(), mp_context=context, initializer=_quiet_worker)
+        return _pool
+
+
+def _forget_pool(broken: ProcessPoolExecutor) -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is broken:
+            _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def stop_workers() -> None:
+    """End the worker processes now (the next call starts new ones): for a benchmark that
+    times a chapter with their start-up, as a run's first long chapter has it."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
+def worker_pids() -> list[int]:
+    """The worker processes alive now (for a benchmark's CPU count, and tests)."""
+    with _pool_lock:
+        pool = _pool
+    processes = getattr(pool, "_processes", None) or {}
+    return [pid for pid, process in list(processes.items()) if process.is_alive()]
+
+
+class SharedFeedback(Feedback):
+    """A job in another process: its slot of the shared block, and the stop flag."""
+
+    def __init__(self, slots: npt.NDArray[np.float64], index: int) -> None:
+        self._slots = slots
+        self._index = index
+
+    def check(self) -> None:
+        if self._slots[0]:
+            raise FinishCancelled("finishing stopped")
+
+    def advance(self, seconds: float) -> None:
+        self._slots[self._index] = seconds
+        self.check()
+
+
+def _run_job(job: Callable[[Feedback], T], name: str, index: int, count: int) -> T:
+    """In the worker process: ``job`` with a SharedFeedback on the caller's block."""
+    memory = SharedMemory(name)
+    try:
+        slots = np.ndarray((count,), dtype=np.float64, buffer=memory.buf)
+        try:
+            return job(SharedFeedback(slots, index))
+        finally:
+            del slots  # the block cannot close while an array still points into it
+    finally:
+        memory.close()
+
+
+def run_in_processes(jobs: Sequence[Callable[[Feedback], T]], watch: Watch) -> list[T]:
+    """Every job in a worker process; their results in order. Blocks the calling thread.
+
+    The same contract as ``pieces.run_on_cores``: ``watch`` gets the jobs' progress from
+    this thread; on a stop or any job's error the others stop within a block and are
+    waited for. Jobs and their results must pickle.
+    """
+    count = len(jobs) + 1
+    try:
+        memory = SharedMemory(create=True, size=8 * count)
+    except OSError as exc:  # no /dev/shm, say
+        raise ProcessesFailed(f"no shared memory for the finishing processes: {exc}") from exc
+    try:
+        slots = np.ndarray((count,), dtype=np.float64, buffer=memory.buf)
+        slots[:] = 0.0
+        try:
+            return _supervised(jobs, memory.name, slots, watch)
+        finally:
+            del slots
+    finally:
+        memory.close()
+        memory.unlink()
+
+
+def _supervised(
+    jobs: Sequence[Callable[[Feedback], T]],
+    name: str,
+    slots: npt.NDArray[np.float64],
+    watch: Watch,
+) -> list[T]:
+    futures: list[Future[T]] = []
+    try:
+        pool = _shared_pool()
+    except OSError as exc:
+        raise ProcessesFailed(f"the finishing processes did not start: {exc}") from exc
+    try:
+        try:
+            for index, job in enumerate(jobs):
+                try:
+                    futures.append(pool.submit(_run_job, job, name, index + 1, len(slots)))
+                except (OSError, RuntimeError) as exc:  # RuntimeError: the pool was shut down
+                    raise ProcessesFailed(f"the finishing processes did not start: {exc}") from exc
+            supervise(futures, lambda: float(slots[1:].sum()), watch)
+        finally:
+            slots[0] = 1.0  # no-op for jobs already done; the others leave within a block
+            for future in futures:
+                future.cancel()  # those still queued behind another chapter's pieces
+            for future in futures:
+                if not future.cancelled():
+                    future.exception()  # waits: nothing of this call runs once it returns
+        return results(futures)
+    except BrokenProcessPool as exc:
+        _forget_pool(pool)
+        raise ProcessesFailed(f"a finishing process ended unexpectedly: {exc}") from exc

@@ -1,0 +1,139 @@
+"""A long mp3 chapter finished in worker processes: the same bytes, a stop, a dead worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import pytest
+from test_audio_support import calls, tone, write_part
+
+from pipeline.audio import ChapterSpec, Part, assemble_chapter, mp3cores, procs, spill
+from pipeline.audio.control import FinishCancelled, Watch
+from pipeline.audio.pieces import Feedback
+from pipeline.audio.spill import SpillMap
+
+RATE = 24000
+
+
+def _spec(tmp_path: Path, parts: int = 24) -> ChapterSpec:
+    a = write_part(tmp_path / "a.mp3", "mp3", RATE, tone(440.0, 6.5, RATE))
+    b = write_part(tmp_path / "b.mp3", "mp3", RATE, tone(660.0, 7.5, RATE, amplitude=0.1))
+    listed = tuple(Part(a if i % 2 else b, f"chunk {i}.", f"l{i}", True, 300) for i in range(parts))
+    return ChapterSpec(
+        listed, "mp3", RATE, tmp_path / "out" / "chapter.mp3", output_format="mp3",
+        loudness_lufs=-18.0, subtitles=("srt",),
+    )  # fmt: skip
+
+
+def _finish(spec: ChapterSpec, name: str, processes: bool, mp: pytest.MonkeyPatch) -> bytes:
+    mp.setattr(procs, "PROCESSES_FROM_BYTES", 0 if processes else 1 << 60)
+    mp.setattr(mp3cores, "workers", lambda: 2)
+    mp.setattr(mp3cores, "_LEAST_PIECE_S", 5.0)
+    out = spec.out_path.with_name(name)
+    result = assemble_chapter(replace(spec, out_path=out))
+    return result.path.read_bytes() + out.with_suffix(".srt").read_bytes()
+
+
+def test_processes_write_the_same_chapter_as_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path)
+    used = calls(monkeypatch)
+    threads = _finish(spec, "threads.mp3", False, monkeypatch)
+    assert used == ["run_on_cores", "run_on_cores"]
+    used.clear()
+    processes = _finish(spec, "processes.mp3", True, monkeypatch)
+    assert used == ["run_in_processes", "run_in_processes"]
+    assert processes == threads
+    # The spill files are gone with the temp file: only the outputs are left.
+    names = sorted(p.name for p in spec.out_path.parent.iterdir())
+    assert names == ["processes.mp3", "processes.srt", "threads.mp3", "threads.srt"]
+
+
+@pytest.mark.parametrize("why", ["unwritable", "disk nearly full"])
+def test_a_chapter_whose_spill_is_dropped_is_decoded_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    spec = _spec(tmp_path, 8)
+    maps: list[SpillMap] = []
+    real_of = SpillMap.of
+
+    def recorded(*args, **kwargs):  # type: ignore[no-untyped-def]
+        maps.append(real_of(*args, **kwargs))
+        return maps[-1]
+
+    monkeypatch.setattr(mp3cores.SpillMap, "of", recorded)
+    normal = _finish(spec, "normal.mp3", False, monkeypatch)
+    assert all(where is not None for where in maps[-1].where)
+
+    def nowhere(beside: Path, count: int) -> list[Path]:
+        return [tmp_path / "missing" / f"spill{i}" for i in range(count)]
+
+    if why == "unwritable":
+        monkeypatch.setattr(mp3cores, "new_spills", nowhere)
+    else:
+        monkeypatch.setattr(spill, "_RESERVE", 1 << 62)
+    assert _finish(spec, "decoded.mp3", False, monkeypatch) == normal
+    assert all(where is None for where in maps[-1].where)
+
+
+def test_a_stop_reaches_the_processes_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, 200)  # about 24 minutes
+    monkeypatch.setattr(procs, "PROCESSES_FROM_BYTES", 0)
+    stop = threading.Event()
+    asked_at: list[float] = []
+
+    def progress(done: float) -> None:
+        if done > 120 and not stop.is_set():
+            asked_at.append(time.monotonic())
+            stop.set()
+
+    with pytest.raises(FinishCancelled):
+        assemble_chapter(spec, progress=progress, cancel=stop)
+    assert time.monotonic() - asked_at[0] < 0.5
+    assert list(spec.out_path.parent.iterdir()) == []
+
+
+def _dies(feedback: Feedback) -> None:
+    os._exit(3)
+
+
+def _counts(seconds: float, feedback: Feedback) -> float:
+    feedback.advance(seconds)
+    return seconds
+
+
+def test_a_worker_that_dies_is_reported_and_the_next_call_gets_new_ones() -> None:
+    with pytest.raises(procs.ProcessesFailed, match="ended unexpectedly"):
+        procs.run_in_processes([_dies, partial(_counts, 1.0)], Watch(None, None))
+    assert procs.run_in_processes([partial(_counts, 2.0)], Watch(None, None)) == [2.0]
+
+
+def test_when_processes_fail_the_chapter_is_finished_in_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = _spec(tmp_path, 8)
+    expected = _finish(spec, "expected.mp3", False, monkeypatch)
+
+    def no_pool() -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(procs, "_shared_pool", no_pool)
+    monkeypatch.setattr(procs, "_failed", False)
+    seen: list[float] = []
+    monkeypatch.setattr(procs, "PROCESSES_FROM_BYTES", 0)
+    out = spec.out_path.with_name("fallback.mp3")
+    with caplog.at_level(logging.WARNING, logger="pipeline.audio.procs"):
+        assemble_chapter(replace(spec, out_path=out), progress=seen.append)
+    assert out.read_bytes() + out.with_suffix(".srt").read_bytes() == expected
+    assert "Too many open files" in caplog.text and "threads" in caplog.text
+    assert procs._failed and seen == sorted(seen)
+
