@@ -1,4 +1,7 @@
-"""One audiobook for the whole job: AAC in an .m4b, or one .mp3, with a mark per chapter."""
+"""One audiobook for the whole job: AAC in an .m4b, or one .mp3, with a mark per chapter.
+
+The AAC book is encoded in pieces on every core (``bookcores``); an mp3 book by one LAME.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.audio.avutil import av_errors
+from pipeline.audio.bookcores import BookAudio, encode_book
 from pipeline.audio.control import CancelCheck, ProgressFn, Watch
 from pipeline.audio.model import AudioError, BookInfo, Mark
 from pipeline.audio.process import Block, decode_blocks, encode, open_part
@@ -75,27 +79,37 @@ def build_book(
     watch.check()
     rate, layout = _probe(chapters[0][0], pcm_sample_rate)
     marks: list[Chapter] = []
-    blocks = _book_blocks(chapters, pcm_sample_rate, rate, layout, watch, marks)
     metadata = {k: v for k, v in (("title", book.title), ("album", book.title)) if v}
     if book.author:
         metadata["artist"] = book.author
     with atomic_path(out_path) as tmp:
-        encode(
-            blocks,
-            tmp,
-            fmt,
-            rate,
-            layout,
-            metadata,
-            before_close=lambda container: container.set_chapters(marks),
-        )
         if fmt == "mp3":
+            blocks = _book_blocks(chapters, pcm_sample_rate, rate, layout, watch, marks)
+            encode(
+                blocks,
+                tmp,
+                fmt,
+                rate,
+                layout,
+                metadata,
+                before_close=lambda container: container.set_chapters(marks),
+            )
             write_id3_tags(tmp, book, marks=[_mark(m, rate) for m in marks])
         else:
+            audio = _book_audio(chapters, pcm_sample_rate, rate, layout)
+            marks = encode_book(audio, tmp, metadata, [title for _, title in chapters], watch)
             write_mp4_tags(tmp, book)
         watch.check()
     watch.complete(marks[-1]["end"] / rate)
     return out_path
+
+
+def _book_audio(
+    chapters: Sequence[tuple[Path, str]], pcm_sample_rate: int | None, rate: int, layout: str
+) -> BookAudio:
+    paths = tuple(path for path, _ in chapters)
+    formats = tuple(_format_of(path, pcm_sample_rate) for path in paths)
+    return BookAudio(paths, formats, pcm_sample_rate or 0, rate, layout)
 
 
 def _book_blocks(

@@ -8,12 +8,22 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from mutagen.id3 import ID3
 from mutagen.mp4 import MP4
-from test_audio_support import decode, dominant_frequency, tone, write_part
+from test_audio_support import calls, decode, dominant_frequency, tone, write_part
 
-from pipeline.audio import AudioError, BookInfo, ChapterSpec, Part, assemble_chapter, build_book
+from pipeline.audio import (
+    AudioError,
+    BookInfo,
+    ChapterSpec,
+    Part,
+    assemble_chapter,
+    bookcores,
+    build_book,
+    procs,
+)
 
 
 def _chapter(tmp_path: Path, name: str, fmt: str, seconds: float, freq: float) -> Path:
@@ -167,3 +177,42 @@ def test_a_bad_cover_is_refused_before_encoding(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="cover.gif: the cover image must be a JPEG or PNG"):
         build_book([(chapter, "1")], tmp_path / "book.m4b", info=BookInfo(cover=bad))
     assert not (tmp_path / "book.m4b").exists()
+
+
+def _book_chapters(tmp_path: Path) -> list[tuple[Path, str]]:
+    made = []
+    for i, (freq, seconds) in enumerate(((300.0, 31.0), (500.0, 17.5), (700.0, 42.25))):
+        samples = tone(freq, seconds, 24000, amplitude=0.2 + 0.1 * i)
+        made.append((write_part(tmp_path / f"ch{i}.mp3", "mp3", 24000, samples), f"Chapter {i}"))
+    return made
+
+
+def _marks(path: Path) -> list[tuple[int, int, str]]:
+    with av.open(str(path)) as c:
+        return [(m["start"], m["end"], str(m["metadata"]["title"])) for m in c.chapters()]
+
+
+def test_a_book_in_pieces_is_one_encoders_book(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chapters = _book_chapters(tmp_path)
+    one = build_book(chapters, tmp_path / "one.m4b")
+    monkeypatch.setattr(bookcores, "workers", lambda: 4)
+    monkeypatch.setattr(bookcores, "_LEAST_PIECE_S", 5.0)
+    used = calls(monkeypatch)
+    monkeypatch.setattr(procs, "PROCESSES_FROM_BYTES", 1 << 60)
+    threads = build_book(chapters, tmp_path / "threads.m4b")
+    monkeypatch.setattr(procs, "PROCESSES_FROM_BYTES", 0)
+    processes = build_book(chapters, tmp_path / "processes.m4b")
+    assert used == ["run_on_cores"] * 2 + ["run_in_processes"] * 2
+    assert processes.read_bytes() == threads.read_bytes()
+    single, _ = decode(one)
+    pieces, _ = decode(threads)
+    # Every sample, and the seams (cut at whole frames, with a pre-roll) leave no trace: the
+    # encoders' rounding is 80 dB down (a piece one frame off would be about 0 dB).
+    assert len(pieces) == len(single)
+    difference = float(np.sum((single - pieces) ** 2))
+    assert difference <= float(np.sum(single**2)) * 1e-7
+    assert _marks(threads) == _marks(one)
+    assert [title for _, _, title in _marks(one)] == ["Chapter 0", "Chapter 1", "Chapter 2"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
