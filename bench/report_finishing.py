@@ -23,7 +23,7 @@ def finishing_target(results: dict[str, Any]) -> list[tuple[str, str, bool, str]
     shown = f"{x:.0f}x ({f['clock']} clock, one chapter)"
     note = (
         "A chapter is cut into one piece per core for both passes (measure; limit and LAME "
-        "encode), so one long chapter uses every core."
+        "encode), run in worker processes, so one long chapter uses every core."
     )
     if "cpu_s" in f:
         # CPU seconds over the cores: what the machine gives when nothing else runs on it.
@@ -90,8 +90,9 @@ def _clocks(f: dict[str, Any]) -> str:
                              round(audio_s / c)))  # fmt: skip
     load = f["load"]
     return (
-        f"Both clocks, {f['workers']} finishing threads, load average (1, 5, 15 min) "
+        f"Both clocks, {f['workers']} finishing processes, load average (1, 5, 15 min) "
         f"{load['before']} before and {load['after']} after: wall figures are only as good "
-        "as the load allows on a shared machine; CPU seconds count every thread.\n\n"
+        "as the load allows on a shared machine; CPU seconds count every thread and worker "
+        "process.\n\n"
         + markdown_table(["path", "what", "wall s", "wall x", "CPU s", "x per core"], rows)
     )
