@@ -44,7 +44,8 @@ def junit_xml(report: dict[str, Any]) -> str:
     cases = [_chapter_case(classname, c) for c in report.get("chapters", [])]
     cases.extend(case for c in report.get("chapters", []) for case in _fit_cases(classname, c))
     for chapter in report.get("chapters", []):
-        cases.extend(_flag_case(classname, chapter, f) for f in chapter.get("quality_flags", []))
+        flags = _objects(chapter.get("quality_flags"))
+        cases.extend(_flag_case(classname, chapter, f) for f in flags)
     if report.get("error"):
         cases.append(_run_error_case(classname, report))
     counts = _counts(cases)
@@ -108,10 +109,10 @@ def _flag_case(classname: str, chapter: dict[str, Any], flag: dict[str, Any]) ->
             "time": "0",
         },
     )
-    rules = ", ".join(str(r) for r in flag.get("rules", []))
+    rules = ", ".join(str(r) for r in _listed(flag.get("rules")))
     message = _safe(f"quality: {rules} at {where}")
     failure = ET.SubElement(case, "failure", {"message": message, "type": "QualityFlag"})
-    measures = (flag.get("measures") or {}).get("measures") or {}
+    measures = _object(_object(flag.get("measures")).get("measures"))
     lines = [message, f"chunk: {flag.get('chunk')}", f"answers judged: {flag.get('requests')}"]
     lines.extend(f"{k}: {v}" for k, v in measures.items())
     failure.text = _safe("\n".join(lines))
@@ -119,7 +120,7 @@ def _flag_case(classname: str, chapter: dict[str, Any], flag: dict[str, Any]) ->
 
 
 def _failure(chapter: dict[str, Any]) -> ET.Element:
-    error = chapter.get("error") or {}
+    error = _object(chapter.get("error"))
     element = ET.Element("failure", _problem_attributes(error, "ApiError"))
     element.text = _details(error, f"chapter {chapter.get('id')} failed")
     return element
@@ -128,7 +129,7 @@ def _failure(chapter: dict[str, Any]) -> ET.Element:
 def _fit_cases(classname: str, chapter: dict[str, Any]) -> list[ET.Element]:
     """Dubbing: one failing case per line still longer than its cue, under its chapter."""
     cases = []
-    for over in (chapter.get("dubbing") or {}).get("overflows") or []:
+    for over in _objects(_object(chapter.get("dubbing")).get("overflows")):
         name = _safe(f"{chapter.get('id')} fit {over.get('line')}")
         case = ET.Element("testcase", {"classname": classname, "name": name, "time": "0"})
         message = (
@@ -140,8 +141,21 @@ def _fit_cases(classname: str, chapter: dict[str, Any]) -> list[ET.Element]:
     return cases
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else an empty one: a report is read as hostile."""
+    return value if isinstance(value, dict) else {}
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    return [item for item in _listed(value) if isinstance(item, dict)]
+
+
 def _run_error_case(classname: str, report: dict[str, Any]) -> ET.Element:
-    error = report["error"]
+    error = _object(report["error"])
     case = ET.Element("testcase", {"classname": classname, "name": RUN_CASE, "time": "0"})
     element = ET.SubElement(case, "error", _problem_attributes(error, "FatalApiError"))
     element.text = _details(error, f"the run stopped ({report.get('status')})")

@@ -132,6 +132,9 @@ def _shape_problem(data: Any) -> str | None:
         return "no chapters list"
     if not all(isinstance(c.get("id"), str) for c in chapters):
         return "a chapter has no id"
+    errors = [data.get("error"), *(c.get("error") for c in chapters)]
+    if not all(e is None or isinstance(e, dict) for e in errors):
+        return "an error is neither an object nor null"
     return _time_problem(data) or _shard_problem(data)
 
 

@@ -216,3 +216,15 @@ def test_write_junit_replaces_the_file(tmp_path: Path) -> None:
     check_common_junit(target.read_text(encoding="utf-8"))
     assert [p.name for p in target.parent.iterdir()] == ["junit.xml"]
     assert 'tests="0"' in target.read_text(encoding="utf-8")
+
+
+def test_nested_fields_of_the_wrong_shape_are_read_as_absent() -> None:
+    # A report is read as hostile: what merge-reports passes on must not break the XML.
+    report = _report()
+    chapter = report["chapters"][0]
+    chapter["quality_flags"] = [["not", "a", "flag"], {"rules": "silent", "measures": [1]}]
+    chapter["dubbing"] = {"overflows": {"line": 3}}
+    document = junit_xml(report)
+    check_common_junit(document)
+    assert document.count('type="QualityFlag"') == 1
+    assert "FitOverflow" not in document

@@ -218,6 +218,9 @@ def test_load_report_round_trip(tmp_path: Path) -> None:
         ('{"status": "ok", "chapters": []}', "no totals"),
         ('{"status": "ok", "totals": {}, "chapters": [{"title": "x"}]}', "a chapter has no id"),
         ('{"status": "ok", "totals": {}, "chapters": []}', "no started_at"),
+        # Found by the merge fuzzer: junit read an error given as a list as an object.
+        ('{"status": "ok", "totals": {}, "chapters": [], "error": [null]}', "an error is neither"),
+        ('{"status": "ok", "totals": {}, "chapters": [{"id": "a", "error": 3}]}', "an error is"),
     ],
 )
 def test_load_report_explains_bad_files(tmp_path: Path, content: str, message: str) -> None:

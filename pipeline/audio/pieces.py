@@ -1,9 +1,11 @@
 """A chapter cut into pieces, one per core: where parts lie, and the threads that do the work.
 
-The first pass goes over the parts in contiguous groups, one group per thread; it learns
+The first pass goes over the parts in contiguous groups, one group per core; it learns
 each part's decoded length, so that the second pass can cut the chapter at exact samples
-(:func:`cut_points`) and each thread can read back just its range (:func:`span_blocks`).
-PyAV lets go of the GIL while FFmpeg decodes, filters and encodes, so threads run at once.
+(:func:`cut_points`) and each job can read back just its range (:func:`span_blocks`).
+PyAV lets go of the GIL while FFmpeg works: enough for an encoder's long calls, not for
+decoding's one short call per frame, so a long chapter's jobs run in worker processes
+(``procs``) and a short one's in threads here (:func:`run_on_cores`).
 
 The threads never call the progress callback (a runner may only take it on its own thread):
 they count the audio they have done and check for a stop after every block; the calling
