@@ -58,6 +58,13 @@ class FinishingProgress(Protocol):
     def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None: ...
 
 
+@runtime_checkable
+class BookProgress(Protocol):
+    """A Progress that also shows the book being built (audio seconds done)."""
+
+    def book(self, *, name: str, audio_s: float, done: bool) -> None: ...
+
+
 @dataclass(frozen=True)
 class FinishContext:
     """What every chapter's finishing shares: options, where, progress, slots, the stop."""
@@ -184,7 +191,11 @@ def _reporter(progress: Progress, chapter_id: str) -> Callable[[float], None] | 
     """A callback for the finishing thread that shows its progress from the event loop."""
     if not isinstance(progress, FinishingProgress):
         return None
-    shown = progress
+    return _throttled(partial(progress.finishing, chapter_id=chapter_id, done=False))
+
+
+def _throttled(show: Callable[..., None]) -> Callable[[float], None]:
+    """``show(audio_s=...)`` on the event loop, from a worker thread, once a second at most."""
     last = [0.0]
 
     def report(audio_s: float) -> None:
@@ -192,11 +203,16 @@ def _reporter(progress: Progress, chapter_id: str) -> Callable[[float], None] | 
         if now - last[0] < _PROGRESS_EVERY_S:
             return
         last[0] = now
-        anyio.from_thread.run_sync(
-            partial(shown.finishing, chapter_id=chapter_id, audio_s=audio_s, done=False)
-        )
+        anyio.from_thread.run_sync(partial(show, audio_s=audio_s))
 
     return report
+
+
+def _book_reporter(progress: Progress, name: str) -> Callable[[float], None] | None:
+    """A callback for the book's building thread, as ``_reporter`` for a chapter."""
+    if not isinstance(progress, BookProgress):
+        return None
+    return _throttled(partial(progress.book, name=name, done=False))
 
 
 async def assemble(state: ChapterState, ctx: FinishContext) -> ChapterError | None:
@@ -270,6 +286,7 @@ def _build(
         artist=ctx.output.artist,
         pcm_sample_rate=pcm_sample_rate,
         info=ctx.output.book_info,
+        progress=_book_reporter(ctx.progress, path.name),
         cancel=ctx.cancel,
     )
     if fingerprint is not None:
@@ -302,6 +319,8 @@ async def write_book(states: list[ChapterState], ctx: FinishContext) -> str | No
     except (PipelineError, OSError) as e:
         progress.message(f"{name} not written: {e}")
         return None
+    if built and isinstance(progress, BookProgress):
+        progress.book(name=name, audio_s=sum(s.duration_s or 0.0 for s in states), done=True)
     progress.message(f"book {'written' if built else 'up to date'}: {path}")
     return path.name
 

@@ -161,6 +161,13 @@ class PlainProgress:
             self._last = now
             self._print(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
 
+    def book(self, *, name: str, audio_s: float, done: bool) -> None:
+        """The book being built: audio seconds done (a line every ``every_s`` at most)."""
+        now = time.monotonic()
+        if not done and now - self._last >= self._every_s:
+            self._last = now
+            self._print(f"building {name}: {audio_s:.0f} s of audio")
+
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._print(f"{status}: {self._done}/{self._total} chunks in {elapsed_s:.1f} s")
 
@@ -203,6 +210,14 @@ class BarProgress(PlainProgress):
         if not done:
             with self._out.guard():
                 self._bar.set_postfix_str(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
+
+    def book(self, *, name: str, audio_s: float, done: bool) -> None:
+        if self._bar is None:
+            super().book(name=name, audio_s=audio_s, done=done)
+            return
+        if not done:
+            with self._out.guard():
+                self._bar.set_postfix_str(f"building {name}: {audio_s:.0f} s of audio")
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         if self._bar is not None:
@@ -249,6 +264,9 @@ class JsonlProgress:
 
     def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
         self._emit("finishing", chapter=chapter_id, audio_s=round(audio_s, 1), done=done)
+
+    def book(self, *, name: str, audio_s: float, done: bool) -> None:
+        self._emit("book", name=name, audio_s=round(audio_s, 1), done=done)
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._emit("finish", status=status, elapsed_s=round(elapsed_s, 3))

@@ -138,6 +138,11 @@ async def test_jsonl_progress_shows_each_chapter_finishing(
     assert done.keys() == durations.keys()
     for cid, seconds in done.items():
         assert seconds == pytest.approx(durations[cid], abs=0.1)
+    # The book has its own events, the last one done with the whole book's length.
+    book = [e for e in events if e["event"] == "book"]
+    assert book and book[-1]["done"] and book[-1]["name"] == "book.m4b"
+    assert book[-1]["audio_s"] == pytest.approx(sum(durations.values()), abs=0.1)
+    assert events.index(book[-1]) < [e["event"] for e in events].index("finish")
 
 
 @pytest.mark.anyio
