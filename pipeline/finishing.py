@@ -354,9 +354,9 @@ def book_info_of(meta: BookMeta | None, cover_dir: Path) -> BookInfo | None:
 # length from its text, and real-time factors of one core.
 _CJK_CHARS_PER_S = 4.5  # Mandarin read aloud: about 270 characters a minute
 _OTHER_CHARS_PER_S = 14.0  # English read aloud: about 150 words a minute
-_DECODING_X = 40.0  # decode, loudness, limiter, encode (mp3 at -18 LUFS)
+_DECODING_X = 75.0  # decode, loudness, limiter, encode (mp3 at -18 LUFS), per core
 _JOINING_X = 2000.0  # the lossless join: file copies and headers
-_BOOK_X = 60.0  # the m4b: decode the chapters, encode AAC once
+_BOOK_X = 80.0  # the m4b: decode the chapters, encode AAC, per core
 
 
 def estimate_finishing(
@@ -364,8 +364,8 @@ def estimate_finishing(
 ) -> tuple[float, float]:
     """(seconds of audio, seconds of finishing) that a run of ``plan`` would make.
 
-    A rough guide: the audio's length is read from the characters, and chapters finish in
-    parallel on ``cores`` with no better balance than the longest chapter allows.
+    A rough guide: the audio's length is read from the characters; chapters that are encoded
+    (and the book) are cut into pieces on ``cores``, a lossless join is one chapter per core.
     """
     per_chapter = []
     for chapter in plan.chapters:
@@ -376,8 +376,11 @@ def estimate_finishing(
             seconds += chunk.pause_after_ms / 1000
         per_chapter.append(seconds)
     audio_s = sum(per_chapter)
-    decoding = output.loudness_lufs is not None or output.format is not None
-    factor = _DECODING_X if decoding else _JOINING_X
-    chapters_s = max(audio_s / max(cores, 1), max(per_chapter, default=0.0)) / factor
-    book_s = audio_s / _BOOK_X if output.book else 0.0
+    cores = max(cores, 1)
+    if output.loudness_lufs is not None or output.format is not None:
+        # A long chapter is cut into a piece per core: every core works to the end.
+        chapters_s = audio_s / (_DECODING_X * cores)
+    else:
+        chapters_s = max(audio_s / cores, max(per_chapter, default=0.0)) / _JOINING_X
+    book_s = audio_s / (_BOOK_X * cores) if output.book else 0.0
     return audio_s, chapters_s + book_s
