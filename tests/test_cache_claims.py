@@ -167,7 +167,9 @@ async def test_waiting_for_a_claim_does_not_block_the_event_loop(tmp_path: Path)
         tg.start_soon(waiter)
     assert got_it_at[0] >= released_at - 0.01
     assert got_it_at[0] - released_at < 0.2  # polling catches the release quickly
-    assert ticks >= 20  # the loop kept running while the waiter waited
+    # The loop kept running while the waiter waited: a blocked loop ticks once or twice in
+    # those 0.3 s, a free one up to 60 times (20 or fewer on a busy machine).
+    assert ticks >= 5
 
 
 def test_a_claim_held_too_long_is_given_up_with_a_warning(
