@@ -2,9 +2,9 @@
 
 Threads are enough for LAME, which lets go of the GIL for a whole block, but not for
 decoding: an mp3 frame (24 ms of audio) is one short FFmpeg call, and two threads decoding
-at once pass the GIL back and forth at every frame. Measuring a 45-minute chapter on this
-2-core machine took 3.7 s in one thread, 4.2 s in two threads and 2.0 s in two processes
-(``bench/finishing.py``).
+at once pass the GIL back and forth at every frame. Measuring a 45-minute chapter (the
+chapter of ``bench/finishing.py``) on this 2-core machine took 3.7 s in one thread, 4.2 s in
+two threads and 2.0 s in two processes, timed by hand.
 
 The processes come from a ``forkserver`` (never ``fork``: the runner has threads), started
 on first use and kept for the rest of the program, shared by the chapters being finished.
