@@ -155,18 +155,20 @@ class PlainProgress:
 
     def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
         """A chapter's finishing: audio seconds done (a line every ``every_s`` at most)."""
-        now = time.monotonic()
         # The chapter line says when it is done: only the work in between is shown here.
-        if not done and now - self._last >= self._every_s:
-            self._last = now
-            self._print(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
+        if not done:
+            self._working(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
 
     def book(self, *, name: str, audio_s: float, done: bool) -> None:
         """The book being built: audio seconds done (a line every ``every_s`` at most)."""
+        if not done:
+            self._working(f"building {name}: {audio_s:.0f} s of audio")
+
+    def _working(self, text: str) -> None:
         now = time.monotonic()
-        if not done and now - self._last >= self._every_s:
+        if now - self._last >= self._every_s:
             self._last = now
-            self._print(f"building {name}: {audio_s:.0f} s of audio")
+            self._print(text)
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         self._print(f"{status}: {self._done}/{self._total} chunks in {elapsed_s:.1f} s")
@@ -203,21 +205,13 @@ class BarProgress(PlainProgress):
             with self._out.guard():
                 self._bar.update(1)
 
-    def finishing(self, *, chapter_id: str, audio_s: float, done: bool) -> None:
+    def _working(self, text: str) -> None:
+        # Finishing and book progress: on the bar when there is one, else a line now and then.
         if self._bar is None:
-            super().finishing(chapter_id=chapter_id, audio_s=audio_s, done=done)
+            super()._working(text)
             return
-        if not done:
-            with self._out.guard():
-                self._bar.set_postfix_str(f"finishing {chapter_id}: {audio_s:.0f} s of audio")
-
-    def book(self, *, name: str, audio_s: float, done: bool) -> None:
-        if self._bar is None:
-            super().book(name=name, audio_s=audio_s, done=done)
-            return
-        if not done:
-            with self._out.guard():
-                self._bar.set_postfix_str(f"building {name}: {audio_s:.0f} s of audio")
+        with self._out.guard():
+            self._bar.set_postfix_str(text)
 
     def finish(self, *, status: str, elapsed_s: float) -> None:
         if self._bar is not None:

@@ -32,6 +32,7 @@ from pipeline.audio.pieces import (
     Span,
     kept_frames,
     plan_pieces,
+    sample_range,
     sized_groups,
     workers,
 )
@@ -167,16 +168,8 @@ def _range_blocks(
 
 
 def _decoded_range(book: BookAudio, index: int, lo: int, hi: int) -> Iterator[Block]:
-    position = 0
-    for block in book.decoded(index):
-        n = block.shape[1]
-        a, b = max(lo, position), min(hi, position + n)
-        if b > a:
-            yield block[:, a - position : b - position]
-        position += n
-        if position >= hi:
-            return
-    if position < hi:
+    reached = yield from sample_range(book.decoded(index), lo, hi)
+    if reached < hi:
         raise AudioError(f"{book.paths[index].name}: decoded to another length the second time")
 
 

@@ -19,7 +19,7 @@ import math
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TypeVar
@@ -189,17 +189,25 @@ def _part_range(
     end: int,
     content: int,
 ) -> Iterator[Block]:
-    position = offset
-    for block in decode_blocks(part.path, spec.response_format, spec.sample_rate, rate, layout):
-        n = block.shape[1]
-        lo, hi = max(start, position), min(end, position + n)
-        if hi > lo:
-            yield block[:, lo - position : hi - position]
-        position += n
-        if position >= end:
-            return
-    if position - offset != content:
+    blocks = decode_blocks(part.path, spec.response_format, spec.sample_rate, rate, layout)
+    reached = yield from sample_range(blocks, start - offset, end - offset)
+    if reached < end - offset and reached != content:
         raise AudioError(f"{part.path.name}: decoded to another length the second time")
+
+
+def sample_range(blocks: Iterable[Block], lo: int, hi: int) -> Generator[Block, None, int]:
+    """Samples ``lo:hi`` of a stream of blocks; returns how far the stream was read: ``hi`` or
+    more when it got there, else the stream's whole length."""
+    position = 0
+    for block in blocks:
+        n = block.shape[1]
+        a, b = max(lo, position), min(hi, position + n)
+        if b > a:
+            yield block[:, a - position : b - position]
+        position += n
+        if position >= hi:
+            break
+    return position
 
 
 class Feedback(ABC):
