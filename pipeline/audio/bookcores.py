@@ -198,7 +198,7 @@ def _encode_book(
     titles: Sequence[str],
     watch: Watch,
     parted: list[range],
-    spill_paths: list[Path],
+    spill_paths: list[Path | None],
     run: Runner,
 ) -> list[Chapter]:
     watch.start_pass(0.5)

@@ -230,7 +230,7 @@ def _finish_mp3(
     watch: Watch,
     levels: PartLevels | None,
     parted: list[range],
-    spill_paths: list[Path],
+    spill_paths: list[Path | None],
     run: Runner,
 ) -> Timeline:
     rate = spec.sample_rate

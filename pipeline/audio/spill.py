@@ -26,6 +26,7 @@ import numpy as np
 
 from pipeline.audio.model import AudioError
 from pipeline.audio.process import Block
+from pipeline.errors import StorageError
 from pipeline.fileio import new_temp_beside
 
 _BYTES = 4  # float32
@@ -36,22 +37,28 @@ _CHECK_EVERY = 16 << 20  # bytes written between two looks at the free space
 _OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def new_spills(beside: Path, count: int) -> list[Path]:
-    """``count`` new, empty spill files beside ``beside`` (the chapter's temp file)."""
-    paths: list[Path] = []
+def new_spills(beside: Path, count: int) -> list[Path | None]:
+    """``count`` new, empty spill files beside ``beside`` (the chapter's temp file); None for
+    one that could not be made (its parts are decoded twice, as without a spill)."""
+    paths: list[Path | None] = []
     try:
         for index in range(count):
-            paths.append(new_temp_beside(beside.with_name(f"{beside.name}.spill{index}")))
+            try:
+                made = new_temp_beside(beside.with_name(f"{beside.name}.spill{index}"))
+            except StorageError:
+                made = None
+            paths.append(made)
     except BaseException:
         remove_spills(paths)
         raise
     return paths
 
 
-def remove_spills(paths: Sequence[Path]) -> None:
+def remove_spills(paths: Sequence[Path | None]) -> None:
     for path in paths:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 class SpillWriter:
@@ -122,14 +129,14 @@ class SpillWriter:
 class SpillMap:
     """Where each part's decoded samples lie: (spill index, first sample), or None."""
 
-    paths: tuple[Path, ...]
+    paths: tuple[Path | None, ...]
     where: tuple[tuple[int, int] | None, ...]
     channels: int
 
     @classmethod
     def of(
         cls,
-        paths: Sequence[Path],
+        paths: Sequence[Path | None],
         groups: Sequence[range],
         written: Sequence[int | None],
         contents: Sequence[int],
@@ -161,9 +168,12 @@ class SpillReader:
             return None
         spill, offset = found
         fd = self._fds.get(spill)
+        path = self._map.paths[spill]
         if fd is None:
+            if path is None:
+                return None
             try:
-                fd = self._fds[spill] = os.open(self._map.paths[spill], os.O_RDONLY | _OPEN_FLAGS)
+                fd = self._fds[spill] = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
             except OSError:
                 return None
         return _read(fd, self._map.channels, offset + start, count)

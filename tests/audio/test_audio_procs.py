@@ -137,3 +137,11 @@ def test_when_processes_fail_the_chapter_is_finished_in_threads(
     assert "Too many open files" in caplog.text and "threads" in caplog.text
     assert procs._failed and seen == sorted(seen)
 
+
+
+def test_a_spill_that_cannot_be_made_is_none_and_the_others_are_made(tmp_path: Path) -> None:
+    assert spill.new_spills(tmp_path / "missing" / "chapter.tmp", 2) == [None, None]
+    made = spill.new_spills(tmp_path / "chapter.tmp", 2)
+    assert all(p is not None and p.exists() and p.stat().st_size == 0 for p in made)
+    spill.remove_spills([*made, None])
+    assert list(tmp_path.iterdir()) == []
