@@ -190,7 +190,7 @@ def _system_out(chapter: dict[str, Any]) -> str:
         lines.append(f"output: {chapter['output']}")
     if chapter.get("duration_s") is not None:
         lines.append(f"duration: {_seconds(chapter['duration_s'])} s")
-    lines.extend(f"subtitles: {s}" for s in chapter.get("subtitles") or [])
+    lines.extend(f"subtitles: {s}" for s in _listed(chapter.get("subtitles")))
     return _safe("\n".join(lines))
 
 

@@ -224,6 +224,7 @@ def test_nested_fields_of_the_wrong_shape_are_read_as_absent() -> None:
     chapter = report["chapters"][0]
     chapter["quality_flags"] = [["not", "a", "flag"], {"rules": "silent", "measures": [1]}]
     chapter["dubbing"] = {"overflows": {"line": 3}}
+    chapter["subtitles"] = 5  # found by review: merge-reports let it through to here
     document = junit_xml(report)
     check_common_junit(document)
     assert document.count('type="QualityFlag"') == 1

@@ -13,6 +13,8 @@ the pieces are cut) and keeps them in a spill; the second encodes from the spill
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,7 +32,7 @@ from pipeline.audio.pieces import (
     Feedback,
     Piece,
     Span,
-    kept_frames,
+    own_frames,
     plan_pieces,
     sample_range,
     sized_groups,
@@ -38,12 +40,21 @@ from pipeline.audio.pieces import (
 )
 from pipeline.audio.process import ENCODINGS, Block, decode_blocks
 from pipeline.audio.procs import Runner, on_cores
-from pipeline.audio.spill import SpillMap, SpillReader, SpillWriter, new_spills, remove_spills
+from pipeline.audio.spill import (
+    SpillMap,
+    SpillReader,
+    SpillWriter,
+    new_piece_files,
+    new_spills,
+    remove_spills,
+)
 
 if TYPE_CHECKING:
     from av.container.core import Chapter  # a TypedDict of PyAV's stubs only
 
 FRAME = 1024  # samples in an AAC frame
+_HEADER = struct.Struct("<qiI")  # a packet in a piece's file: pts, duration, size; then data
+_PACKET_BUFFER = 1 << 20
 _LEAST_PIECE_S = 20.0  # shorter books are not worth a second encoder
 
 
@@ -115,9 +126,13 @@ def encode_aac_piece(
     lengths: list[int],
     piece: Piece,
     spills: SpillMap | None,
+    out: Path,
     feedback: Feedback,
-) -> list[Packet]:
-    """The piece's own packets, timed in the book (the encoder's priming before 0)."""
+) -> int:
+    """Write the piece's own packets to ``out`` (see :func:`read_packets`); how many.
+
+    A file, not a list handed back: a ten-hour book is half a gigabyte of AAC, and the
+    muxer takes the pieces one after the other."""
     start, own, end, _ = piece
     reader = SpillReader(spills)
     codec = aac_encoder(book.rate, book.layout)
@@ -138,9 +153,31 @@ def encode_aac_piece(
             yield from _timed(codec.encode(None))
 
     try:
-        return kept_frames(packets(), piece, FRAME)
+        fd = os.open(out, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "wb", buffering=_PACKET_BUFFER) as file:
+            count = 0
+            for data, pts, duration in own_frames(packets(), piece, FRAME):
+                file.write(_HEADER.pack(pts, duration, len(data)))
+                file.write(data)
+                count += 1
+        return count
     finally:
         reader.close()
+
+
+def read_packets(path: Path, count: int) -> Iterator[Packet]:
+    """The ``count`` packets :func:`encode_aac_piece` wrote to ``path``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb", buffering=_PACKET_BUFFER) as file:
+        for _ in range(count):
+            head = file.read(_HEADER.size)
+            if len(head) != _HEADER.size:
+                raise AudioError("a piece of the book came back short")
+            pts, duration, size = _HEADER.unpack(head)
+            data = file.read(size)
+            if len(data) != size:
+                raise AudioError("a piece of the book came back short")
+            yield data, pts, duration
 
 
 def _timed(packets: list[av.Packet[Any]]) -> Iterator[Packet]:
@@ -182,8 +219,8 @@ def encode_book(
 ) -> list[Chapter]:
     """Write the AAC book to ``path`` (an MP4 container); its chapter marks, in samples."""
     parted = sized_groups([p.stat().st_size for p in book.paths], workers())
-    spill_paths = new_spills(path, len(parted))
     size = sum(p.stat().st_size for p in book.paths)
+    spill_paths = new_spills(path, len(parted))
     try:
         attempt = partial(_encode_book, book, path, metadata, titles, watch, parted, spill_paths)
         return on_cores(size, attempt, watch)
@@ -209,10 +246,18 @@ def _encode_book(
     watch.start_pass(0.5)
     spans = [Span(n, 0) for n in lengths]
     pieces = plan_pieces(spans, book.rate, FRAME, workers(), _LEAST_PIECE_S)
-    jobs = [partial(encode_aac_piece, book, lengths, piece, spills) for piece in pieces]
-    packets = [p for piece in run(jobs, watch) for p in piece]
-    marks = _marks(lengths, titles, book.rate)
-    _mux(path, packets, book, metadata, marks)
+    outs = new_piece_files(path, len(pieces))
+    try:
+        jobs = [
+            partial(encode_aac_piece, book, lengths, piece, spills, out)
+            for piece, out in zip(pieces, outs, strict=True)
+        ]
+        counts = run(jobs, watch)
+        marks = _marks(lengths, titles, book.rate)
+        packets = (p for out, n in zip(outs, counts, strict=True) for p in read_packets(out, n))
+        _mux(path, packets, book, metadata, marks)
+    finally:
+        remove_spills(outs)
     return marks
 
 
@@ -235,7 +280,7 @@ def _marks(lengths: list[int], titles: Sequence[str], rate: int) -> list[Chapter
 
 def _mux(
     path: Path,
-    packets: list[Packet],
+    packets: Iterator[Packet],
     book: BookAudio,
     metadata: dict[str, str],
     marks: list[Chapter],
@@ -251,7 +296,9 @@ def _mux(
         assert isinstance(stream, av.AudioStream)
         stream.bit_rate = (encoding.bit_rate_per_channel or 0) * book.channels
         out.metadata.update(metadata)
+        muxed = 0
         for data, pts, duration in packets:
+            muxed += 1
             packet = av.Packet(data)
             packet.pts = packet.dts = pts
             packet.duration = duration
@@ -259,6 +306,6 @@ def _mux(
             packet.stream = stream
             out.mux(packet)
         out.set_chapters(marks)
-    if not packets:
+    if not muxed:
         raise AudioError("the AAC encoder gave no packets")
 

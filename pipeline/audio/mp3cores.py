@@ -210,8 +210,8 @@ def finish_mp3(
     ``levels`` is given every part's window levels (for the subtitles' pauses).
     """
     parted = groups(spec, workers())
-    spill_paths = new_spills(path, len(parted))
     size = sum(part.path.stat().st_size for part in spec.parts)
+    spill_paths = new_spills(path, len(parted))
     try:
         return on_cores(
             size,

@@ -140,12 +140,20 @@ def plan_pieces(
 
 def kept_frames(encoded: Iterable[F], piece: Piece, frame: int) -> list[F]:
     """The frames of ``piece`` that are its own: not the pre-roll's, not the look-ahead's."""
+    return list(own_frames(encoded, piece, frame))
+
+
+def own_frames(encoded: Iterable[F], piece: Piece, frame: int) -> Iterator[F]:
+    """:func:`kept_frames` one by one; AudioError at the end when there were not as many."""
     start, own, _, keep = piece
     drop = (own - start) // frame
-    frames = [f for i, f in enumerate(encoded) if i >= drop and (keep is None or i - drop < keep)]
-    if keep is not None and len(frames) != keep:
-        raise AudioError(f"the piece at sample {own} gave {len(frames)} frames, not {keep}")
-    return frames
+    count = 0
+    for index, item in enumerate(encoded):
+        if index >= drop and (keep is None or count < keep):
+            count += 1
+            yield item
+    if keep is not None and count != keep:
+        raise AudioError(f"the piece at sample {own} gave {count} frames, not {keep}")
 
 
 def span_blocks(

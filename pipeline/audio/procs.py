@@ -48,7 +48,9 @@ _ORPHAN_CHECK_S = 0.5
 PROCESSES_FROM_BYTES = 1 << 20
 
 _pool: ProcessPoolExecutor | None = None
+_warm: Future[None] | None = None  # the pool's workers started (set once they are)
 _pool_lock = threading.Lock()
+_WAIT_S = 0.05  # how often a caller waiting for the workers to start looks for a stop
 _failed = False  # once the processes failed, the rest of the program uses threads
 log = logging.getLogger(__name__)
 
@@ -81,22 +83,35 @@ def on_cores(size: int, attempt: Callable[[Runner], T], watch: Watch) -> T:
 
 def _give_up_processes(exc: ProcessesFailed) -> None:
     global _failed
-    _failed = True
-    log.warning("%s; finishing goes on in threads (slower)", exc)
+    with _pool_lock:
+        first, _failed = not _failed, True
+    if first:  # two chapters failing at once: one warning
+        log.warning("%s; finishing goes on in threads (slower)", exc)
 
 
-def _quiet_worker() -> None:
+def _quiet_worker(program: int) -> None:
+    # Ctrl-C, or a SIGTERM to the whole process group, reaches the workers too: it is the
+    # runner that decides to stop, and tells them (a worker killed by it would look like a
+    # crash and send the rest of the run to threads).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A worker's parent is the fork server, which leaves when the program does, even when it
-    # is killed: then the worker is adopted, and leaves too rather than wait forever.
-    parent = os.getppid()
-    threading.Thread(target=_leave_with, args=(parent,), daemon=True).start()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # When the program is killed outright, nothing tells the workers: they leave by themselves
+    # rather than wait forever for work.
+    threading.Thread(target=_leave_with, args=(program,), daemon=True).start()
 
 
-def _leave_with(parent: int) -> None:
-    while os.getppid() == parent:
+def _leave_with(program: int) -> None:
+    while _alive(program):
         time.sleep(_ORPHAN_CHECK_S)
     os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"  # a zombie is dead
+    except (OSError, IndexError):
+        return False
 
 
 def _shared_pool() -> ProcessPoolExecutor:
@@ -105,16 +120,50 @@ def _shared_pool() -> ProcessPoolExecutor:
         if _pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(_PRELOAD)
-            _pool = ProcessPoolExecutor(workers(), mp_context=context, initializer=_quiet_worker)
+            _pool = ProcessPoolExecutor(
+                workers(), mp_context=context, initializer=_quiet_worker, initargs=(os.getpid(),)
+            )
         return _pool
 
 
 def _forget_pool(broken: ProcessPoolExecutor) -> None:
-    global _pool
+    global _pool, _warm
     with _pool_lock:
         if _pool is broken:
-            _pool = None
+            _pool, _warm = None, None
     broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _ready_pool(watch: Watch) -> ProcessPoolExecutor:
+    """The shared pool with its workers running. Starting them (the fork server imports
+    PyAV and NumPy: about half a second, once) happens in a thread of its own, so that a
+    stop asked for meanwhile is seen here at once."""
+    global _warm
+    pool = _shared_pool()
+    with _pool_lock:
+        warm = _warm
+        if warm is None or _pool is not pool:
+            warm = _warm = Future()
+            threading.Thread(target=_warm_up, args=(pool, warm), daemon=True).start()
+    while True:
+        try:
+            warm.result(timeout=_WAIT_S)
+            return pool
+        except TimeoutError:
+            watch.check()
+        except (OSError, RuntimeError, BrokenProcessPool) as exc:
+            _forget_pool(pool)
+            raise ProcessesFailed(f"the finishing processes did not start: {exc}") from exc
+
+
+def _warm_up(pool: ProcessPoolExecutor, warm: Future[None]) -> None:
+    try:
+        for started in [pool.submit(os.getpid) for _ in range(workers())]:
+            started.result()
+    except BaseException as exc:  # handed to every caller waiting in _ready_pool
+        warm.set_exception(exc)
+    else:
+        warm.set_result(None)
 
 
 def stop_workers() -> None:
@@ -196,25 +245,31 @@ def _supervised(
 ) -> list[T]:
     futures: list[Future[T]] = []
     try:
-        pool = _shared_pool()
+        pool = _ready_pool(watch)
     except OSError as exc:
         raise ProcessesFailed(f"the finishing processes did not start: {exc}") from exc
     try:
-        try:
-            for index, job in enumerate(jobs):
-                try:
-                    futures.append(pool.submit(_run_job, job, name, index + 1, len(slots)))
-                except (OSError, RuntimeError) as exc:  # RuntimeError: the pool was shut down
-                    raise ProcessesFailed(f"the finishing processes did not start: {exc}") from exc
-            supervise(futures, lambda: float(slots[1:].sum()), watch)
-        finally:
-            slots[0] = 1.0  # no-op for jobs already done; the others leave within a block
-            for future in futures:
-                future.cancel()  # those still queued behind another chapter's pieces
-            for future in futures:
-                if not future.cancelled():
-                    future.exception()  # waits: nothing of this call runs once it returns
+        for index, job in enumerate(jobs):
+            try:
+                futures.append(pool.submit(_run_job, job, name, index + 1, len(slots)))
+            except (RuntimeError, OSError) as exc:  # RuntimeError: the pool was shut down
+                raise ProcessesFailed(f"the finishing processes did not start: {exc}") from exc
+        supervise(futures, lambda: float(slots[1:].sum()), watch)
+    finally:
+        slots[0] = 1.0  # no-op for jobs already done; the others leave within a block
+        for future in futures:
+            future.cancel()  # those still queued behind another chapter's pieces
+        for future in futures:
+            if not future.cancelled():
+                future.exception()  # waits: nothing of this call runs once it returns
+        if any(_broke(f) for f in futures) or len(futures) < len(jobs):
+            # Whatever ended this call (a stop, another error), the pool is of no more use.
+            _forget_pool(pool)
+    try:
         return results(futures)
     except BrokenProcessPool as exc:
-        _forget_pool(pool)
         raise ProcessesFailed(f"a finishing process ended unexpectedly: {exc}") from exc
+
+
+def _broke(future: Future[T]) -> bool:
+    return not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)

@@ -54,6 +54,19 @@ def new_spills(beside: Path, count: int) -> list[Path | None]:
     return paths
 
 
+def new_piece_files(beside: Path, count: int) -> list[Path]:
+    """``count`` new, empty files beside ``beside`` for pieces' encoded output: unlike a
+    spill they are needed, so a file that cannot be made is the book's StorageError."""
+    paths: list[Path] = []
+    try:
+        for index in range(count):
+            paths.append(new_temp_beside(beside.with_name(f"{beside.name}.piece{index}")))
+    except BaseException:
+        remove_spills(paths)
+        raise
+    return paths
+
+
 def remove_spills(paths: Sequence[Path | None]) -> None:
     for path in paths:
         if path is not None:
@@ -66,62 +79,73 @@ class SpillWriter:
 
     def __init__(self, path: Path | None) -> None:
         self.samples: int | None = None
-        self._file = None
+        self._fd: int | None = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._unchecked = 0
         if path is None:
             return
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | _OPEN_FLAGS)
+            self._fd = os.open(path, os.O_WRONLY | os.O_TRUNC | _OPEN_FLAGS)
         except OSError:
             return
-        self._file = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
-        self._unchecked = 0
         self.samples = 0
         self._keep_reserve()
 
     def append(self, block: Block) -> None:
-        if self._file is None or self.samples is None:
+        if self._fd is None or self.samples is None:
             return
         data = np.ascontiguousarray(block.T, dtype=np.float32).tobytes()
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        self.samples += block.shape[1]
+        if self._pending_bytes >= _WRITE_BUFFER:
+            self._flush()
+
+    def close(self) -> int | None:
+        """Write what is pending and close; the samples written, or None when dropped."""
+        self._flush()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        return self.samples
+
+    def _flush(self) -> None:
+        if self._fd is None or not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
         try:
-            self._file.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
         except OSError:
             self._drop()
             return
-        self.samples += block.shape[1]
         self._unchecked += len(data)
         if self._unchecked >= _CHECK_EVERY:
             self._unchecked = 0
             self._keep_reserve()
 
     def _keep_reserve(self) -> None:
-        if self._file is None:
+        if self._fd is None:
             return
         try:
-            disk = os.fstatvfs(self._file.fileno())
+            disk = os.fstatvfs(self._fd)
             free = disk.f_bavail * disk.f_frsize
         except OSError:
             free = 0
         if free < _RESERVE:
             self._drop()
 
-    def close(self) -> int | None:
-        """Flush and close; the samples written, or None when the spill was dropped."""
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError:
-                self._drop()
-        self._file = None
-        return self.samples
-
     def _drop(self) -> None:
         # Give the space back at once: the second pass decodes these parts instead.
-        if self._file is not None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
             with contextlib.suppress(OSError):
-                os.ftruncate(self._file.fileno(), 0)
-            with contextlib.suppress(OSError):
-                self._file.close()
-        self._file = None
+                os.ftruncate(fd, 0)
+            os.close(fd)
+        self._pending, self._pending_bytes = [], 0
         self.samples = None
 
 

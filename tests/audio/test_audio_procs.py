@@ -10,6 +10,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_audio_support import calls, tone, write_part
 
@@ -145,3 +146,14 @@ def test_a_spill_that_cannot_be_made_is_none_and_the_others_are_made(tmp_path: P
     assert all(p is not None and p.exists() and p.stat().st_size == 0 for p in made)
     spill.remove_spills([*made, None])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("blocks", [1, 40])
+def test_a_spill_on_a_full_disk_is_dropped_not_raised(blocks: int) -> None:
+    # The found case: the last flush failing inside close() (1 block), and a write failing
+    # while appending (40 blocks pass the write buffer).
+    writer = spill.SpillWriter(Path("/dev/full"))
+    for _ in range(blocks):
+        writer.append(np.zeros((1, 24000), np.float32))
+    assert writer.close() is None
