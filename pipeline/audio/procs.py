@@ -6,11 +6,13 @@ at once pass the GIL back and forth at every frame. Measuring a 45-minute chapte
 chapter of ``bench/finishing.py``) on this 2-core machine took 3.7 s in one thread, 4.2 s in
 two threads and 2.0 s in two processes, timed by hand.
 
-The processes come from a ``forkserver`` (never ``fork``: the runner has threads), started
-on first use and kept for the rest of the program, shared by the chapters being finished.
-They ignore SIGINT: Ctrl-C reaches the whole process group, and it is the runner that
-decides to stop, through the stop flag. Each call gets a small block of shared memory: a
-stop flag, then one slot per job for the seconds of audio it has done.
+The processes are spawned (never forked: the runner has threads; not from a fork server
+either, whose death on a SIGTERM to the process group would look like every worker's),
+started on first use in the background and kept for the rest of the program, shared by the
+chapters being finished. They ignore SIGINT and SIGTERM: a signal to the process group
+reaches them too, and it is the runner that decides to stop, through the stop flag. They
+leave by themselves when the program is gone. Each call gets a small block of shared
+memory: a stop flag, then one slot per job for the seconds of audio it has done.
 
 As everywhere in ``multiprocessing``, the workers import the program's main module: a
 script that finishes chapters must call the pipeline under ``if __name__ == "__main__":``.
@@ -20,6 +22,7 @@ caller does the work in threads.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import os
@@ -40,7 +43,7 @@ from pipeline.audio.model import AudioError
 from pipeline.audio.pieces import Feedback, results, run_on_cores, supervise, workers
 
 T = TypeVar("T")
-_PRELOAD = ["pipeline.audio.mp3cores"]  # imported once in the server, not in every process
+_PRELOAD = ("pipeline.audio.mp3cores", "pipeline.audio.bookcores")
 _ORPHAN_CHECK_S = 0.5
 
 # Work of at least this many input bytes (about two minutes of the API's mp3) goes to the
@@ -118,8 +121,7 @@ def _shared_pool() -> ProcessPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(_PRELOAD)
+            context = multiprocessing.get_context("spawn")
             _pool = ProcessPoolExecutor(
                 workers(), mp_context=context, initializer=_quiet_worker, initargs=(os.getpid(),)
             )
@@ -135,9 +137,9 @@ def _forget_pool(broken: ProcessPoolExecutor) -> None:
 
 
 def _ready_pool(watch: Watch) -> ProcessPoolExecutor:
-    """The shared pool with its workers running. Starting them (the fork server imports
-    PyAV and NumPy: about half a second, once) happens in a thread of its own, so that a
-    stop asked for meanwhile is seen here at once."""
+    """The shared pool with its workers running. Starting them (each imports PyAV and
+    NumPy: about half a second, once) happens in a thread of its own, so that a stop asked
+    for meanwhile is seen here at once."""
     global _warm
     pool = _shared_pool()
     with _pool_lock:
@@ -156,9 +158,15 @@ def _ready_pool(watch: Watch) -> ProcessPoolExecutor:
             raise ProcessesFailed(f"the finishing processes did not start: {exc}") from exc
 
 
+def _preload() -> None:
+    """In a new worker: import what its jobs run (PyAV, NumPy) before the first job waits."""
+    for name in _PRELOAD:
+        importlib.import_module(name)
+
+
 def _warm_up(pool: ProcessPoolExecutor, warm: Future[None]) -> None:
     try:
-        for started in [pool.submit(os.getpid) for _ in range(workers())]:
+        for started in [pool.submit(_preload) for _ in range(workers())]:
             started.result()
     except BaseException as exc:  # handed to every caller waiting in _ready_pool
         warm.set_exception(exc)
