@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import av
-import numpy as np
 
 from pipeline.audio.avutil import av_errors
 from pipeline.audio.control import Watch
@@ -38,7 +37,7 @@ from pipeline.audio.pieces import (
     sized_groups,
     workers,
 )
-from pipeline.audio.process import ENCODINGS, Block, decode_blocks
+from pipeline.audio.process import ENCODINGS, Block, decode_blocks, open_encoder, planar_frame
 from pipeline.audio.procs import Runner, on_cores
 from pipeline.audio.spill import (
     SpillMap,
@@ -106,16 +105,8 @@ def count_group(
 
 def aac_encoder(rate: int, layout: str) -> av.AudioCodecContext:
     encoding = ENCODINGS["m4a"]
-    with av_errors("opening the AAC encoder"):
-        codec = av.CodecContext.create(encoding.codec, "w")
-        assert isinstance(codec, av.AudioCodecContext)
-        codec.sample_rate = rate
-        codec.layout = layout
-        codec.format = "fltp"
-        codec.bit_rate = (encoding.bit_rate_per_channel or 0) * (1 if layout == "mono" else 2)
-        codec.options = dict(encoding.options)
-        codec.open()
-    return codec
+    bit_rate = (encoding.bit_rate_per_channel or 0) * (1 if layout == "mono" else 2)
+    return open_encoder(encoding.codec, rate, layout, bit_rate, dict(encoding.options))
 
 
 Packet = tuple[bytes, int, int]  # data, pts and duration in the book's samples
@@ -141,13 +132,8 @@ def encode_aac_piece(
         pts = start
         with av_errors("encoding AAC"):
             for block in _range_blocks(book, lengths, start, end, reader):
-                frame = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(block), format="fltp", layout=book.layout
-                )
-                frame.sample_rate = book.rate
-                frame.pts = pts
-                frame.time_base = Fraction(1, book.rate)
-                pts += frame.samples
+                frame = planar_frame(block, book.layout, book.rate, pts)
+                pts += block.shape[1]
                 yield from _timed(codec.encode(frame))
                 feedback.advance(max(0, min(pts, end) - own) / book.rate)
             yield from _timed(codec.encode(None))
@@ -218,8 +204,9 @@ def encode_book(
     watch: Watch,
 ) -> list[Chapter]:
     """Write the AAC book to ``path`` (an MP4 container); its chapter marks, in samples."""
-    parted = sized_groups([p.stat().st_size for p in book.paths], workers())
-    size = sum(p.stat().st_size for p in book.paths)
+    sizes = [p.stat().st_size for p in book.paths]
+    parted = sized_groups(sizes, workers())
+    size = sum(sizes)
     spill_paths = new_spills(path, len(parted))
     try:
         attempt = partial(_encode_book, book, path, metadata, titles, watch, parted, spill_paths)

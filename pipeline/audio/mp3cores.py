@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
@@ -51,15 +50,22 @@ from pipeline.audio.pieces import (
     Feedback,
     Piece,
     Span,
-    groups,
     kept_frames,
     pause_samples,
     plan_pieces,
+    sized_groups,
     span_blocks,
     workers,
     zeros,
 )
-from pipeline.audio.process import Block, decode_blocks, limited, loudness_gain_db
+from pipeline.audio.process import (
+    Block,
+    decode_blocks,
+    limited,
+    loudness_gain_db,
+    open_encoder,
+    planar_frame,
+)
 from pipeline.audio.procs import Runner, on_cores
 from pipeline.audio.spill import SpillMap, SpillReader, SpillWriter, new_spills, remove_spills
 from pipeline.audio.timeline import Timeline
@@ -129,16 +135,8 @@ def measure_group(
 
 
 def lame_encoder(rate: int, layout: str) -> av.AudioCodecContext:
-    with av_errors("opening the mp3 encoder"):
-        codec = av.CodecContext.create("libmp3lame", "w")
-        assert isinstance(codec, av.AudioCodecContext)
-        codec.sample_rate = rate
-        codec.layout = layout
-        codec.format = "fltp"
-        codec.bit_rate = BIT_RATE_PER_CHANNEL * (1 if layout == "mono" else 2)
-        codec.options = dict(LAME_OPTIONS)
-        codec.open()
-    return codec
+    bit_rate = BIT_RATE_PER_CHANNEL * (1 if layout == "mono" else 2)
+    return open_encoder("libmp3lame", rate, layout, bit_rate, dict(LAME_OPTIONS))
 
 
 def encode_frames(blocks: Iterator[Block], rate: int, layout: str) -> Iterator[bytes]:
@@ -147,14 +145,8 @@ def encode_frames(blocks: Iterator[Block], rate: int, layout: str) -> Iterator[b
     pts = 0
     with av_errors("encoding mp3"):
         for block in blocks:
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(block), format="fltp", layout=layout
-            )
-            frame.sample_rate = rate
-            frame.pts = pts
-            frame.time_base = Fraction(1, rate)
-            pts += frame.samples
-            yield from (bytes(p) for p in codec.encode(frame))
+            yield from (bytes(p) for p in codec.encode(planar_frame(block, layout, rate, pts)))
+            pts += block.shape[1]
         yield from (bytes(p) for p in codec.encode(None))
 
 
@@ -209,8 +201,9 @@ def finish_mp3(
 
     ``levels`` is given every part's window levels (for the subtitles' pauses).
     """
-    parted = groups(spec, workers())
-    size = sum(part.path.stat().st_size for part in spec.parts)
+    sizes = [part.path.stat().st_size for part in spec.parts]
+    parted = sized_groups(sizes, workers())
+    size = sum(sizes)
     spill_paths = new_spills(path, len(parted))
     try:
         return on_cores(

@@ -206,6 +206,33 @@ def limited(blocks: Iterable[Block], limiter: TruePeakLimiter) -> Iterator[Block
         yield tail
 
 
+def planar_frame(block: Block, layout: str, rate: int, pts: int) -> av.AudioFrame:
+    """A planar float block as a frame starting ``pts`` samples in (time base 1/rate)."""
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(block), format=_WORK_FORMAT, layout=layout
+    )
+    frame.sample_rate = rate
+    frame.pts = pts
+    frame.time_base = Fraction(1, rate)
+    return frame
+
+
+def open_encoder(
+    codec_name: str, rate: int, layout: str, bit_rate: int, options: dict[str, str]
+) -> av.AudioCodecContext:
+    """An encoder of planar float, for writing its packets ourselves (pieces of a chapter)."""
+    with av_errors(f"opening the {codec_name} encoder"):
+        codec = av.CodecContext.create(codec_name, "w")
+        assert isinstance(codec, av.AudioCodecContext)
+        codec.sample_rate = rate
+        codec.layout = layout
+        codec.format = _WORK_FORMAT
+        codec.bit_rate = bit_rate
+        codec.options = options
+        codec.open()
+    return codec
+
+
 def encode(
     blocks: Iterable[Block],
     path: Path,
@@ -230,14 +257,10 @@ def encode(
         out.metadata.update(metadata)
         pts = 0
         for block in blocks:
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(block), format=_WORK_FORMAT, layout=layout
-            )
-            frame.pts = pts
-            frame.time_base = Fraction(1, rate)
-            frame.sample_rate = rate
-            pts += frame.samples
-            out.mux(stream.encode(frame))
+            if not block.shape[1]:
+                continue  # nothing to encode (a frame of no samples is refused)
+            out.mux(stream.encode(planar_frame(block, layout, rate, pts)))
+            pts += block.shape[1]
         out.mux(stream.encode(None))
         if before_close is not None:
             before_close(out)

@@ -40,27 +40,26 @@ _OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
 def new_spills(beside: Path, count: int) -> list[Path | None]:
     """``count`` new, empty spill files beside ``beside`` (the chapter's temp file); None for
     one that could not be made (its parts are decoded twice, as without a spill)."""
-    paths: list[Path | None] = []
-    try:
-        for index in range(count):
-            try:
-                made = new_temp_beside(beside.with_name(f"{beside.name}.spill{index}"))
-            except StorageError:
-                made = None
-            paths.append(made)
-    except BaseException:
-        remove_spills(paths)
-        raise
-    return paths
+    return _new_temps(beside, "spill", count, needed=False)
 
 
 def new_piece_files(beside: Path, count: int) -> list[Path]:
     """``count`` new, empty files beside ``beside`` for pieces' encoded output: unlike a
     spill they are needed, so a file that cannot be made is the book's StorageError."""
-    paths: list[Path] = []
+    return [p for p in _new_temps(beside, "piece", count, needed=True) if p is not None]
+
+
+def _new_temps(beside: Path, tag: str, count: int, *, needed: bool) -> list[Path | None]:
+    paths: list[Path | None] = []
     try:
         for index in range(count):
-            paths.append(new_temp_beside(beside.with_name(f"{beside.name}.piece{index}")))
+            try:
+                made = new_temp_beside(beside.with_name(f"{beside.name}.{tag}{index}"))
+            except StorageError:
+                if needed:
+                    raise
+                made = None
+            paths.append(made)
     except BaseException:
         remove_spills(paths)
         raise

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from pipeline.audio.avutil import av_errors
 from pipeline.audio.model import AudioError
-from pipeline.audio.process import ENCODINGS, open_part
+from pipeline.audio.process import encode, open_part, planar_frame
 from pipeline.audio.wav import WAVE_FORMAT_PCM, read_wav_info
 
 Block = npt.NDArray[np.float32]  # (channels, samples)
@@ -98,13 +98,7 @@ def stretch(samples: Block, ratio: float, rate: int, layout: str) -> Block:
         source.link_to(tempo)
         tempo.link_to(sink)
         graph.configure()
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples), format=_FORMAT, layout=layout
-        )
-        frame.sample_rate = rate
-        frame.pts = 0
-        frame.time_base = Fraction(1, rate)
-        graph.push(frame)
+        graph.push(planar_frame(samples, layout, rate, 0))
         graph.push(None)
         out: list[Block] = []
         while True:
@@ -124,28 +118,7 @@ def encode_blocks(
     metadata: dict[str, str] | None = None,
 ) -> None:
     """Planar float blocks to ``path`` in output format ``fmt`` (one of ``ENCODINGS``)."""
-    encoding = ENCODINGS[fmt]
-    with av_errors(f"encoding {fmt}"), av.open(str(path), "w", format=encoding.container) as out:
-        stream = out.add_stream(
-            encoding.codec, rate=rate, layout=layout, options=dict(encoding.options)
-        )
-        assert isinstance(stream, av.AudioStream)
-        if encoding.bit_rate_per_channel is not None:
-            stream.bit_rate = encoding.bit_rate_per_channel * channels_of(layout)
-        out.metadata.update(metadata or {})
-        pts = 0
-        for block in blocks:
-            if not block.shape[1]:
-                continue
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(block), format=_FORMAT, layout=layout
-            )
-            frame.pts = pts
-            frame.time_base = Fraction(1, rate)
-            frame.sample_rate = rate
-            pts += frame.samples
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    encode(blocks, path, fmt, rate, layout, metadata or {})
 
 
 def blocks_of(samples: Block, size: int) -> Iterator[Block]:
