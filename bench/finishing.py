@@ -10,7 +10,9 @@ figure to quote). The load average
 before and after is printed with them: wall figures mean little when it is above the cores.
 Three paths: ``old`` (two-pass loudnorm), ``previous`` (one thread: ebur128, limiter, LAME
 quality 5) and ``new`` (today's: pieces in a worker process per core, each part decoded
-once, LAME quality 7; the m4b's AAC in pieces too).
+once, LAME quality 7; the m4b's AAC in pieces too). The new chapter is timed with its worker
+processes running, as in a run, which starts them at its first answer; their start is timed
+apart (``workers_start``).
 
 Speech comes from the local server's eSpeak engine: chunks of two Holmes and Sanguo chapters
 in English and Chinese voices at several speeds (real loudness variation), encoded as the
@@ -55,7 +57,7 @@ from pipeline.audio.process import (
     loudness_gain_db,
     measure_loudness,
 )
-from pipeline.audio.procs import run_in_processes, stop_workers, worker_pids
+from pipeline.audio.procs import run_in_processes, stop_workers, wait_for_workers, worker_pids
 
 RATE = 24000
 TARGET = -18.0
@@ -299,7 +301,10 @@ def time_new(spec: ChapterSpec, work: Path) -> dict[str, Any]:
     limiter = TruePeakLimiter(RATE, 1, gain)
     blocks = chapter_blocks(spec, RATE, "mono", None, watch)
     count = st.run("gain+limit", lambda: sum(b.shape[1] for b in limited(blocks, limiter)))
-    stop_workers()  # the chapter pays for starting them, as a run's first long chapter does
+    # A run starts the workers at its first answer (runner._start_workers_early), so their
+    # start overlaps synthesis: timed apart, from none, then the chapter with them running.
+    stop_workers()
+    st.run("workers", lambda: wait_for_workers(watch))
     st.run("chapter", lambda: assemble_chapter(spec))
     st.derive("encode", "chapter", "measure")
     st.run("m4b", lambda: build_book([(chapter, "One")], book))
@@ -386,6 +391,10 @@ def run_finishing(
         "load": {"before": load_before, "after": load_after},
         "levels": levels,
         "limited_share": new["limited_share"],
+        "workers_start": {
+            "wall_s": round(new["stages"].wall["workers"], 2),
+            "cpu_s": round(new["stages"].cpu["workers"], 2),
+        },
     }
     if threads:
         summary["threads"] = time_threads(spec, work)
@@ -422,6 +431,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         )
     for name, levels in summary["levels"].items():
         print(f"{name}: {levels}")
+    start = summary["workers_start"]
+    print(
+        f"new: the worker processes' start (in a run, during synthesis): {start['wall_s']} s "
+        f"wall, {start['cpu_s']} CPU-s"
+    )
     print(f"new: the limiter turned down {summary['limited_share']:.2%} of the samples")
     if "threads" in summary:
         t = summary["threads"]

@@ -89,10 +89,19 @@ def _clocks(f: dict[str, Any]) -> str:
                 rows.append((name, what, round(w, 2), round(audio_s / w), round(c, 2),
                              round(audio_s / c)))  # fmt: skip
     load = f["load"]
+    start = f.get("workers_start")
+    started = ""
+    if start:
+        with_start = audio_s / (f["wall_s"]["new"]["chapter"] + start["wall_s"])
+        started = (
+            f" The new chapter is timed with its worker processes running, as in a run, which "
+            f"starts them at its first answer; their start took {start['wall_s']} s wall and "
+            f"{start['cpu_s']} CPU-s (the chapter with it: {with_start:.0f}x wall)."
+        )
     return (
         f"Both clocks, {f['workers']} finishing processes, load average (1, 5, 15 min) "
         f"{load['before']} before and {load['after']} after: wall figures are only as good "
         "as the load allows on a shared machine; CPU seconds count every thread and worker "
-        "process.\n\n"
+        f"process.{started}\n\n"
         + markdown_table(["path", "what", "wall s", "wall x", "CPU s", "x per core"], rows)
     )

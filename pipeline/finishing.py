@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 
 # A finishing progress event per chapter at most this often: enough for a bar and an ETA.
 _PROGRESS_EVERY_S = 1.0
+# A chapter with this much text to speak is about 4 minutes of audio: its parts come to
+# about the size from which finishing runs in worker processes (procs.PROCESSES_FROM_BYTES,
+# 1 MiB: 4.4 minutes of the API's 32 kbit/s mp3).
+_LONG_CHAPTER_BYTES = 4096
 
 
 @runtime_checkable
@@ -113,6 +117,22 @@ class ChapterState:
     # One join at a time: a chunk found bad late joins the chapter again, and that join must
     # land after (and not beside) one still running on the old answer.
     joining: anyio.Lock = field(default_factory=anyio.Lock, repr=False, compare=False)
+
+
+def will_use_processes(states: Sequence[ChapterState]) -> bool:
+    """Whether a chapter still to be synthesized is long enough for the worker processes."""
+    return any(
+        state.remaining > 0 and sum(c.utf8_bytes for c in state.plan.chunks) >= _LONG_CHAPTER_BYTES
+        for state in states
+    )
+
+
+def start_workers_early() -> None:
+    """Start finishing's worker processes in the background (blocking for the imports only):
+    a run calls it once its first answer is in, so their start overlaps synthesis."""
+    from pipeline.audio.procs import prestart  # numpy: never on the way to the first request
+
+    prestart()
 
 
 def output_extension(response_format: str, output_format: str | None) -> str:

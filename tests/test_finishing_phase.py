@@ -27,6 +27,7 @@ from helpers import (
 import pipeline.audio.assemble
 import pipeline.audio.book
 import pipeline.finishing
+import pipeline.runner
 from pipeline.audio.fingerprint import sidecar_path
 from pipeline.localserver import LocalServer
 from pipeline.progress import JsonlProgress
@@ -294,3 +295,22 @@ def test_a_stopped_book_makes_the_run_interrupted_not_ok() -> None:
     assert run_status(chapters, fatal=False, interrupted=True) == "ok"
     assert run_status(chapters, fatal=False, interrupted=True, book_stopped=True) == "interrupted"
     assert run_status(chapters, fatal=False, interrupted=False, book_stopped=True) == "ok"
+
+
+@pytest.mark.anyio
+async def test_a_run_with_a_long_chapter_to_synthesize_starts_the_workers_early(
+    tmp_path: Path, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[float] = []
+    monkeypatch.setattr(pipeline.runner, "start_workers_early", lambda: started.append(1.0))
+    job = write_job(tmp_path, CHAPTERS)
+    out = tmp_path / "out"
+    # Short chapters: finishing runs in threads, no worker is started.
+    report = await run_plan(make_plan(job), local_server, tmp_path / "short")
+    assert report.totals.requests > 0 and started == []
+    monkeypatch.setattr(pipeline.finishing, "_LONG_CHAPTER_BYTES", 100)
+    report = await run_plan(make_plan(job), local_server, out)
+    assert report.status == "ok" and started == [1.0]  # once, however many answers
+    # Nothing left to synthesize: the chapters are kept, and the workers never needed.
+    report = await run_plan(make_plan(job), local_server, out)
+    assert report.totals.requests == 0 and started == [1.0]

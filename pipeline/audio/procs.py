@@ -140,13 +140,8 @@ def _ready_pool(watch: Watch) -> ProcessPoolExecutor:
     """The shared pool with its workers running. Starting them (each imports PyAV and
     NumPy: about half a second, once) happens in a thread of its own, so that a stop asked
     for meanwhile is seen here at once."""
-    global _warm
     pool = _shared_pool()
-    with _pool_lock:
-        warm = _warm
-        if warm is None or _pool is not pool:
-            warm = _warm = Future()
-            threading.Thread(target=_warm_up, args=(pool, warm), daemon=True).start()
+    warm = _warming(pool)
     while True:
         try:
             warm.result(timeout=_WAIT_S)
@@ -156,6 +151,38 @@ def _ready_pool(watch: Watch) -> ProcessPoolExecutor:
         except (OSError, RuntimeError, BrokenProcessPool) as exc:
             _forget_pool(pool)
             raise ProcessesFailed(f"the finishing processes did not start: {exc}") from exc
+
+
+def _warming(pool: ProcessPoolExecutor) -> Future[None]:
+    """The future of ``pool``'s workers started; their start is begun if it was not."""
+    global _warm
+    with _pool_lock:
+        warm = _warm
+        if warm is None or _pool is not pool:
+            warm = _warm = Future()
+            threading.Thread(target=_warm_up, args=(pool, warm), daemon=True).start()
+    return warm
+
+
+def prestart() -> None:
+    """Begin starting the workers now, in the background, and return at once.
+
+    For a run that is going to finish a long chapter: their start (about 0.4 s of two
+    processes importing PyAV and NumPy) then overlaps synthesis, which waits on the network,
+    instead of delaying the chapter. A failure here is left for the first real call to meet
+    and report (it then falls back to threads).
+    """
+    if _failed or workers() < 2:
+        return
+    try:
+        _warming(_shared_pool())
+    except (OSError, RuntimeError):
+        return
+
+
+def wait_for_workers(watch: Watch) -> None:
+    """Start the workers if need be and wait until they run (a benchmark times this apart)."""
+    _ready_pool(watch)
 
 
 def _preload() -> None:
@@ -177,9 +204,9 @@ def _warm_up(pool: ProcessPoolExecutor, warm: Future[None]) -> None:
 def stop_workers() -> None:
     """End the worker processes now (the next call starts new ones): for a benchmark that
     times a chapter with their start-up, as a run's first long chapter has it."""
-    global _pool
+    global _pool, _warm
     with _pool_lock:
-        pool, _pool = _pool, None
+        pool, _pool, _warm = _pool, None, None
     if pool is not None:
         pool.shutdown(wait=True)
 

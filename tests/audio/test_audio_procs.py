@@ -157,3 +157,26 @@ def test_a_spill_on_a_full_disk_is_dropped_not_raised(blocks: int) -> None:
     for _ in range(blocks):
         writer.append(np.zeros((1, 24000), np.float32))
     assert writer.close() is None
+
+
+def test_prestart_starts_the_workers_that_the_first_call_then_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(procs, "workers", lambda: 2)
+    procs.stop_workers()
+    procs.prestart()  # returns at once: the workers start in the background
+    assert procs._warm is not None
+    procs._warm.result(timeout=60)
+    started = sorted(procs.worker_pids())
+    assert len(started) == 2
+    assert procs.run_in_processes([partial(_counts, 1.0)], Watch(None, None)) == [1.0]
+    assert sorted(procs.worker_pids()) == started
+    procs.prestart()  # already running: nothing new
+    assert sorted(procs.worker_pids()) == started
+
+
+def test_prestart_does_nothing_once_the_processes_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    procs.stop_workers()
+    monkeypatch.setattr(procs, "_failed", True)
+    procs.prestart()
+    assert procs._pool is None and procs.worker_pids() == []
