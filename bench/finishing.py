@@ -11,8 +11,9 @@ before and after is printed with them: wall figures mean little when it is above
 Three paths: ``old`` (two-pass loudnorm), ``previous`` (one thread: ebur128, limiter, LAME
 quality 5) and ``new`` (today's: pieces in a worker process per core, each part decoded
 once, LAME quality 7; the m4b's AAC in pieces too). The new chapter is timed with its worker
-processes running, as in a run, which starts them at its first answer; their start is timed
-apart (``workers_start``).
+processes running and every part already measured, as in a run, which starts the workers at
+its first answer and measures each answer in them as it comes in (``pipeline/arrivals.py``);
+both are timed apart (``workers_start``, ``arrivals``).
 
 Speech comes from the local server's eSpeak engine: chunks of two Holmes and Sanguo chapters
 in English and Chinese voices at several speeds (real loudness variation), encoded as the
@@ -49,6 +50,7 @@ from pipeline.audio.energy import gated_loudness
 from pipeline.audio.limiter import LevelProfile, TruePeakLimiter, compensated_gain_db
 from pipeline.audio.loudness import integrated_loudness, true_peak_dbtp
 from pipeline.audio.mp3cores import measure_group
+from pipeline.audio.partmeasure import joined, measure_part
 from pipeline.audio.pieces import groups, workers
 from pipeline.audio.process import (
     chapter_blocks,
@@ -57,7 +59,13 @@ from pipeline.audio.process import (
     loudness_gain_db,
     measure_loudness,
 )
-from pipeline.audio.procs import run_in_processes, stop_workers, wait_for_workers, worker_pids
+from pipeline.audio.procs import (
+    run_in_processes,
+    stop_workers,
+    submit_if_ready,
+    wait_for_workers,
+    worker_pids,
+)
 
 RATE = 24000
 TARGET = -18.0
@@ -279,6 +287,15 @@ def time_previous(spec: ChapterSpec, work: Path) -> dict[str, Any]:
     return {"stages": st, "chapter": chapter}
 
 
+def measured_on_arrival(spec: ChapterSpec) -> list[Any]:
+    """Every part measured in the worker processes, one job each, as a run's answers are."""
+    futures = [
+        submit_if_ready(measure_part, part.path, "mp3", RATE, RATE, None, bool(spec.subtitles))
+        for part in spec.parts
+    ]
+    return [f.result() if f is not None else None for f in futures]
+
+
 def time_new(spec: ChapterSpec, work: Path) -> dict[str, Any]:
     from dataclasses import replace
 
@@ -296,7 +313,7 @@ def time_new(spec: ChapterSpec, work: Path) -> dict[str, Any]:
         return run_in_processes(jobs, watch)  # as the chapter's own first pass does
 
     measured = st.run("measure", measure)
-    steps = np.concatenate([m.steps for m in measured])
+    steps = joined(spec, [part for m in measured for part in m.parts], RATE).steps
     gain = loudness_gain_db(TARGET, gated_loudness(steps, RATE // 10)) or 0.0
     limiter = TruePeakLimiter(RATE, 1, gain)
     blocks = chapter_blocks(spec, RATE, "mono", None, watch)
@@ -305,7 +322,10 @@ def time_new(spec: ChapterSpec, work: Path) -> dict[str, Any]:
     # start overlaps synthesis: timed apart, from none, then the chapter with them running.
     stop_workers()
     st.run("workers", lambda: wait_for_workers(watch))
-    st.run("chapter", lambda: assemble_chapter(spec))
+    # A run measures each answer in the workers as it comes in (pipeline/arrivals.py), while
+    # synthesis goes on; timed apart too, then the chapter with those measures.
+    measures = st.run("arrivals", lambda: measured_on_arrival(spec))
+    st.run("chapter", lambda: assemble_chapter(spec, measures=measures))
     st.derive("encode", "chapter", "measure")
     st.run("m4b", lambda: build_book([(chapter, "One")], book))
     share = limiter.reduced_samples / max(1, count)
@@ -395,6 +415,10 @@ def run_finishing(
             "wall_s": round(new["stages"].wall["workers"], 2),
             "cpu_s": round(new["stages"].cpu["workers"], 2),
         },
+        "arrivals": {
+            "wall_s": round(new["stages"].wall["arrivals"], 2),
+            "cpu_s": round(new["stages"].cpu["arrivals"], 2),
+        },
     }
     if threads:
         summary["threads"] = time_threads(spec, work)
@@ -431,11 +455,12 @@ def print_summary(summary: dict[str, Any]) -> None:
         )
     for name, levels in summary["levels"].items():
         print(f"{name}: {levels}")
-    start = summary["workers_start"]
-    print(
-        f"new: the worker processes' start (in a run, during synthesis): {start['wall_s']} s "
-        f"wall, {start['cpu_s']} CPU-s"
-    )
+    for key, what in (("workers_start", "the worker processes' start"),
+                      ("arrivals", "each part measured on its own, one job a part")):
+        print(
+            f"new: {what} (in a run, during synthesis): {summary[key]['wall_s']} s wall, "
+            f"{summary[key]['cpu_s']} CPU-s"
+        )
     print(f"new: the limiter turned down {summary['limited_share']:.2%} of the samples")
     if "threads" in summary:
         t = summary["threads"]

@@ -89,14 +89,18 @@ def _clocks(f: dict[str, Any]) -> str:
                 rows.append((name, what, round(w, 2), round(audio_s / w), round(c, 2),
                              round(audio_s / c)))  # fmt: skip
     load = f["load"]
-    start = f.get("workers_start")
+    start, arrivals = f.get("workers_start"), f.get("arrivals")
     started = ""
-    if start:
-        with_start = audio_s / (f["wall_s"]["new"]["chapter"] + start["wall_s"])
+    if start and arrivals:
+        before = start["wall_s"] + arrivals["wall_s"]
+        with_both = audio_s / (f["wall_s"]["new"]["chapter"] + before)
         started = (
-            f" The new chapter is timed with its worker processes running, as in a run, which "
-            f"starts them at its first answer; their start took {start['wall_s']} s wall and "
-            f"{start['cpu_s']} CPU-s (the chapter with it: {with_start:.0f}x wall)."
+            " The new chapter is timed as a run finishes it: its worker processes running and "
+            "every part measured, because a run starts the workers at its first answer and "
+            "measures each answer in them as it comes in, while synthesis goes on. Timed "
+            f"apart: the workers' start {start['wall_s']} s wall ({start['cpu_s']} CPU-s), "
+            f"the parts' measures {arrivals['wall_s']} s wall ({arrivals['cpu_s']} CPU-s); "
+            f"the chapter with both: {with_both:.0f}x wall."
         )
     return (
         f"Both clocks, {f['workers']} finishing processes, load average (1, 5, 15 min) "

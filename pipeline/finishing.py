@@ -24,6 +24,7 @@ import anyio
 
 # Only the light model and control here: assembly and the book load PyAV and numpy, which
 # a run needs after its first answer, never on the way to its first request (issue 18).
+from pipeline.arrivals import ArrivalMeter
 from pipeline.audio.chunkmap import ChunkSource, chunk_sources, keep_chunk_map, write_chunk_map
 from pipeline.audio.control import FinishCancelled
 from pipeline.audio.fingerprint import (
@@ -45,14 +46,11 @@ from pipeline.progress import ChapterEvent, Progress
 from pipeline.report import ChapterError
 
 if TYPE_CHECKING:
+    from pipeline.audio.partmeasure import PartMeasure
     from pipeline.runner import OutputOptions
 
 # A finishing progress event per chapter at most this often: enough for a bar and an ETA.
 _PROGRESS_EVERY_S = 1.0
-# A chapter with this much text to speak is about 4 minutes of audio: its parts come to
-# about the size from which finishing runs in worker processes (procs.PROCESSES_FROM_BYTES,
-# 1 MiB: 4.4 minutes of the API's 32 kbit/s mp3).
-_LONG_CHAPTER_BYTES = 4096
 
 
 @runtime_checkable
@@ -78,6 +76,7 @@ class FinishContext:
     progress: Progress
     cancel: threading.Event
     slots: anyio.CapacityLimiter  # one per core: finishing is CPU-bound
+    meter: ArrivalMeter = field(default_factory=ArrivalMeter)  # answers measured on arrival
 
 
 def finish_context(output: OutputOptions, out_dir: Path, progress: Progress) -> FinishContext:
@@ -117,22 +116,6 @@ class ChapterState:
     # One join at a time: a chunk found bad late joins the chapter again, and that join must
     # land after (and not beside) one still running on the old answer.
     joining: anyio.Lock = field(default_factory=anyio.Lock, repr=False, compare=False)
-
-
-def will_use_processes(states: Sequence[ChapterState]) -> bool:
-    """Whether a chapter still to be synthesized is long enough for the worker processes."""
-    return any(
-        state.remaining > 0 and sum(c.utf8_bytes for c in state.plan.chunks) >= _LONG_CHAPTER_BYTES
-        for state in states
-    )
-
-
-def start_workers_early() -> None:
-    """Start finishing's worker processes in the background (blocking for the imports only):
-    a run calls it once its first answer is in, so their start overlaps synthesis."""
-    from pipeline.audio.procs import prestart  # numpy: never on the way to the first request
-
-    prestart()
 
 
 def output_extension(response_format: str, output_format: str | None) -> str:
@@ -182,11 +165,13 @@ def finish_chapter(
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
     sources: Sequence[ChunkSource] | None = None,
+    measures: Callable[[], Sequence[PartMeasure | None] | None] | None = None,
 ) -> Finished:
     """``spec``'s files, built unless the recorded ones are up to date; blocking.
 
     With ``sources`` (one per part), the chunk map is written beside the chapter file too
-    (pipeline/audio/chunkmap.py); a kept chapter without its map is built again."""
+    (pipeline/audio/chunkmap.py); a kept chapter without its map is built again.
+    ``measures`` gives the parts' measures made as they came in (``pipeline.arrivals``)."""
     fingerprint = chapter_fingerprint(spec, keys) if len(keys) == len(spec.parts) else None
     subtitle_paths = tuple(spec.out_path.with_suffix(f".{kind}") for kind in spec.subtitles)
     if fingerprint is not None and is_up_to_date(spec.out_path, fingerprint, subtitle_paths):
@@ -197,7 +182,8 @@ def finish_chapter(
     forget_output(spec.out_path)
     from pipeline.audio.assemble import assemble_chapter  # PyAV and numpy: first use only
 
-    result = assemble_chapter(spec, progress=progress, cancel=cancel)
+    measured = measures() if measures is not None else None
+    result = assemble_chapter(spec, progress=progress, cancel=cancel, measures=measured)
     if sources is not None:
         write_chunk_map(result.path, result.duration_s, result.cues, sources)
     if fingerprint is not None:
@@ -264,6 +250,7 @@ async def _assemble_now(state: ChapterState, ctx: FinishContext) -> ChapterError
             progress=_reporter(ctx.progress, chapter_id),
             cancel=ctx.cancel,
             sources=chunk_sources(state.plan),
+            measures=partial(ctx.meter.measures, state.index, len(state.parts), ctx.cancel),
         )
         try:
             result = await anyio.to_thread.run_sync(work)

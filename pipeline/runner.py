@@ -51,8 +51,6 @@ from pipeline.finishing import (
     finish_context,
     output_extension,
     output_name,
-    start_workers_early,
-    will_use_processes,
     write_book,
 )
 from pipeline.gatekeeper import OFF, Gatekeeper, QualityConfig
@@ -186,7 +184,6 @@ class Runner:
         self._previous_outputs: dict[str, str] = {}
         self._keeper = Gatekeeper(config.quality, plan, self._cache, self._progress, self._states)
         self._finish = finish_context(config.output, config.out_dir, self._progress)  # issue 14
-        self._first_answer = anyio.Event()  # then finishing's workers start (issue 14)
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -219,18 +216,14 @@ class Runner:
             in_main_thread = threading.current_thread() is threading.main_thread()
             if self._config.handle_signals and in_main_thread:
                 outer.start_soon(self._watch_signals)
-            if will_use_processes(self._states):
-                outer.start_soon(self._start_workers_early)
+            if self._finish.meter.choose(self._states, self._config.output):
+                outer.start_soon(self._finish.meter.start_after_first_answer)
             try:
                 await self._work(todo)
                 if self._fatal is None and not self._interrupted:
                     self._book = await write_book(self._states, self._finish)
             finally:
                 outer.cancel_scope.cancel()
-
-    async def _start_workers_early(self) -> None:
-        await self._first_answer.wait()
-        await anyio.to_thread.run_sync(start_workers_early)
 
     def _lookup_cache(self) -> list[Want]:
         found = self._lookup or lookup_cache(self._plan, self._cache, self._config.host_id)
@@ -320,7 +313,7 @@ class Runner:
             self._totals.cache_hits += reused
             state.parts[k] = path
             state.remaining -= 1
-            self._first_answer.set()
+            self._finish.meter.add(ci, k, path)
             chunk = state.plan.chunks[k]
             self._progress.chunk_done(
                 chapter_id=chunk.chapter_id, characters=chunk.characters, cached=reused

@@ -297,20 +297,37 @@ def test_a_stopped_book_makes_the_run_interrupted_not_ok() -> None:
     assert run_status(chapters, fatal=False, interrupted=False, book_stopped=True) == "ok"
 
 
+def _measured_run_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the chapters that measured themselves (a first pass in finishing)."""
+    import pipeline.audio.mp3cores as mp3cores
+
+    calls: list[int] = []
+    real = mp3cores._first_pass
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mp3cores, "_first_pass", counted)
+    return calls
+
+
 @pytest.mark.anyio
-async def test_a_run_with_a_long_chapter_to_synthesize_starts_the_workers_early(
+async def test_answers_are_measured_as_they_arrive_and_the_chapter_is_the_same(
     tmp_path: Path, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started: list[float] = []
-    monkeypatch.setattr(pipeline.runner, "start_workers_early", lambda: started.append(1.0))
-    job = write_job(tmp_path, CHAPTERS)
-    out = tmp_path / "out"
-    # Short chapters: finishing runs in threads, no worker is started.
-    report = await run_plan(make_plan(job), local_server, tmp_path / "short")
-    assert report.totals.requests > 0 and started == []
-    monkeypatch.setattr(pipeline.finishing, "_LONG_CHAPTER_BYTES", 100)
-    report = await run_plan(make_plan(job), local_server, out)
-    assert report.status == "ok" and started == [1.0]  # once, however many answers
-    # Nothing left to synthesize: the chapters are kept, and the workers never needed.
-    report = await run_plan(make_plan(job), local_server, out)
-    assert report.totals.requests == 0 and started == [1.0]
+    import pipeline.arrivals
+
+    job = write_job(tmp_path, {"long": texts(12, "delta")}, fmt="mp3")
+    output = OutputOptions(format="mp3", loudness_lufs=-18.0, subtitles=("srt",))
+    first_passes = _measured_run_calls(monkeypatch)
+    monkeypatch.setattr(pipeline.arrivals, "LONG_CHAPTER_BYTES", 1 << 30)
+    plain = await run_plan(make_plan(job), local_server, tmp_path / "plain", output=output)
+    assert plain.status == "ok" and first_passes == [1]
+    monkeypatch.setattr(pipeline.arrivals, "LONG_CHAPTER_BYTES", 100)
+    measured = await run_plan(make_plan(job), local_server, tmp_path / "measured", output=output)
+    assert measured.status == "ok" and measured.totals.requests == 12
+    assert first_passes == [1]  # every answer was measured on arrival: no first pass
+    for name in ("long.mp3", "long.srt"):
+        same = (tmp_path / "plain" / name).read_bytes()
+        assert (tmp_path / "measured" / name).read_bytes() == same

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,6 +17,7 @@ from pipeline.audio.model import (
     is_lossless_join,
     normalized_output_format,
 )
+from pipeline.audio.partmeasure import PartMeasure
 from pipeline.audio.pauses import PartLevels, Pause, decoded_pauses
 from pipeline.audio.process import output_rate, probe_layout, process_chapter
 from pipeline.audio.readable import readable_cues
@@ -87,14 +88,17 @@ def assemble_chapter(
     *,
     progress: ProgressFn | None = None,
     cancel: CancelCheck | None = None,
+    measures: Sequence[PartMeasure | None] | None = None,
 ) -> ChapterAudio:
     """Join ``spec.parts`` into ``spec.out_path`` and write its subtitles; blocking.
 
     Lossless join when the chapter keeps the API's format and no loudness target is set,
     else decode, normalise and encode once. Every file appears whole or not at all: on
     FinishCancelled (``cancel`` said stop) or any error, none of them. ``progress`` gets
-    the seconds of audio done (see control.Watch). Safe to run in several threads at once,
-    one chapter each.
+    the seconds of audio done (see control.Watch). ``measures``, one per part (None: not
+    measured), are the parts measured as they came in (``partmeasure``): an mp3 chapter
+    whose parts all have one starts at its second pass. Safe to run in several threads at
+    once, one chapter each.
     """
     fmt = _check_spec(spec)
     watch = Watch(progress, cancel, spec.out_path.name)
@@ -113,7 +117,7 @@ def assemble_chapter(
                 pauses = _decoded_pauses(spec, watch, timeline.duration_s)
         else:
             sink = levels if spec.subtitles else None
-            timeline = process_chapter(spec, fmt, tmp, _metadata(spec), watch, sink)
+            timeline = process_chapter(spec, fmt, tmp, _metadata(spec), watch, sink, measures)
             pauses = levels.pauses(len(spec.parts))
         _tag(spec, fmt, tmp)
         cues = tuple(timeline.cues)

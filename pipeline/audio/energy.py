@@ -66,12 +66,16 @@ class StepEnergy(GraphFeed):
             self._steps.append(joined[:whole].reshape(-1, self.step).sum(axis=1))
             self._rest = joined[whole:]
 
-    def steps(self) -> Steps:
-        """Every whole step's energy so far, the filters' tail included."""
+    def steps(self, *, with_rest: bool = False) -> Steps:
+        """Every whole step's energy so far, the filters' tail included; ``with_rest``: the
+        samples after the last whole step too, as one short step (a part's end)."""
         with av_errors("measuring loudness"):
             self._graph.push(None)
             self._drain()
-        return np.concatenate(self._steps) if self._steps else np.zeros(0)
+        found = list(self._steps)
+        if with_rest and len(self._rest):
+            found.append(np.array([self._rest.sum()]))
+        return np.concatenate(found) if found else np.zeros(0)
 
 
 def gated_loudness(steps: Steps, step: int) -> float:

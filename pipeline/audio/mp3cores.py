@@ -22,20 +22,18 @@ LAME runs at quality 7 (psychoacoustics for block switching only, no noise shapi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
 import av
-import numpy as np
-import numpy.typing as npt
 
 from pipeline.audio.avutil import av_errors
 from pipeline.audio.control import Watch
-from pipeline.audio.energy import StepEnergy, gated_loudness
-from pipeline.audio.limiter import LevelProfile, TruePeakLimiter, compensated_gain_db
+from pipeline.audio.energy import STEP_S, gated_loudness
+from pipeline.audio.limiter import TruePeakLimiter, compensated_gain_db
 from pipeline.audio.model import AudioError, ChapterSpec
 from pipeline.audio.mp3 import (
     fill_info_frame,
@@ -45,6 +43,7 @@ from pipeline.audio.mp3 import (
     parse_header,
     toc_from_offsets,
 )
+from pipeline.audio.partmeasure import PartMeasure, PartMeter, add_levels, joined, usable
 from pipeline.audio.pauses import PartLevels
 from pipeline.audio.pieces import (
     Feedback,
@@ -56,7 +55,6 @@ from pipeline.audio.pieces import (
     sized_groups,
     span_blocks,
     workers,
-    zeros,
 )
 from pipeline.audio.process import (
     Block,
@@ -81,10 +79,7 @@ _TOC_STRIDE = 64
 class Measured:
     """The first pass over one group of parts."""
 
-    spans: list[Span]
-    steps: npt.NDArray[np.float64]
-    profile: LevelProfile
-    levels: PartLevels | None  # the parts' window levels, when subtitles want their pauses
+    parts: list[PartMeasure]
     spilled: int | None  # samples kept in the group's spill; None: decode again
 
 
@@ -97,41 +92,29 @@ def measure_group(
     spill: Path | None,
     feedback: Feedback,
 ) -> Measured:
-    """Decode a group of parts: their lengths, K-weighted energy, level profile, pauses.
+    """Decode and measure a group of parts, each on its own (``partmeasure``).
 
     ``spill`` (a file from ``spill.new_spills``) keeps the decoded samples for the second
     pass. Runs in a thread or in another process: it takes and gives only what pickles.
     """
-    energy = StepEnergy(rate, layout)
-    profile = LevelProfile(rate)
-    levels = PartLevels(rate) if with_levels else None
-    channels = 1 if layout == "mono" else 2
     writer = SpillWriter(spill)
-    spans = []
+    parts = []
     done = 0
     try:
         for index in indices:
             part = spec.parts[index]
-            content = 0
+            meter = PartMeter(part.path, rate, layout, with_levels)
             for block in decode_blocks(
                 part.path, spec.response_format, spec.sample_rate, rate, layout
             ):
-                if levels is not None:
-                    levels(index, block)
                 writer.append(block)
-                energy.add(block)
-                profile.add(block)
-                content += block.shape[1]
-                feedback.advance((done + content) / rate)
-            pause = pause_samples(part, rate)
-            for block in zeros(pause, channels, rate):
-                energy.add(block)
-                profile.add(block)
-            done += content + pause
-            spans.append(Span(content, pause))
+                meter.add(block)
+                feedback.advance((done + meter.content) / rate)
+            done += meter.content + pause_samples(part, rate)
+            parts.append(meter.result())
     finally:
         spilled = writer.close()
-    return Measured(spans, energy.steps(), profile, levels, spilled)
+    return Measured(parts, spilled)
 
 
 def lame_encoder(rate: int, layout: str) -> av.AudioCodecContext:
@@ -196,23 +179,54 @@ def finish_mp3(
     layout: str,
     watch: Watch,
     levels: PartLevels | None = None,
+    measures: Sequence[PartMeasure | None] | None = None,
 ) -> Timeline:
     """Decode, measure, limit and encode ``spec`` to ``path`` (mp3) on every core.
 
-    ``levels`` is given every part's window levels (for the subtitles' pauses).
+    ``levels`` is given every part's window levels (for the subtitles' pauses). With a
+    fitting measure for every part (``measures``, made as the answers came in), the first
+    pass is skipped.
     """
+    known = usable(spec, measures, spec.sample_rate, layout, levels is not None)
     sizes = [part.path.stat().st_size for part in spec.parts]
     parted = sized_groups(sizes, workers())
-    size = sum(sizes)
-    spill_paths = new_spills(path, len(parted))
+    spill_paths = new_spills(path, len(parted)) if known is None else []
     try:
         return on_cores(
-            size,
-            partial(_finish_mp3, spec, path, metadata, layout, watch, levels, parted, spill_paths),
+            sum(sizes),
+            partial(
+                _finish_mp3, spec, path, metadata, layout, watch, levels, parted, spill_paths, known
+            ),
             watch,
         )
     finally:
         remove_spills(spill_paths)
+
+
+def _first_pass(
+    spec: ChapterSpec,
+    layout: str,
+    watch: Watch,
+    with_levels: bool,
+    parted: list[range],
+    spill_paths: list[Path | None],
+    run: Runner,
+) -> tuple[list[PartMeasure], SpillMap]:
+    rate = spec.sample_rate
+    jobs = [
+        partial(measure_group, spec, group, rate, layout, with_levels, spill)
+        for group, spill in zip(parted, spill_paths, strict=True)
+    ]
+    measured = run(jobs, watch)
+    parts = [part for m in measured for part in m.parts]
+    spills = SpillMap.of(
+        spill_paths,
+        parted,
+        [m.spilled for m in measured],
+        [part.content for part in parts],
+        1 if layout == "mono" else 2,
+    )
+    return parts, spills
 
 
 def _finish_mp3(
@@ -224,36 +238,32 @@ def _finish_mp3(
     levels: PartLevels | None,
     parted: list[range],
     spill_paths: list[Path | None],
+    known: list[PartMeasure] | None,
     run: Runner,
 ) -> Timeline:
     rate = spec.sample_rate
-    watch.start_pass(0.5)
-    jobs = [
-        partial(measure_group, spec, group, rate, layout, levels is not None, spill)
-        for group, spill in zip(parted, spill_paths, strict=True)
-    ]
-    measured = run(jobs, watch)
-    spans = [span for m in measured for span in m.spans]
-    for m in measured:
-        if levels is not None and m.levels is not None:
-            levels.merge(m.levels)
-    spills = SpillMap.of(
-        spill_paths,
-        parted,
-        [m.spilled for m in measured],
-        [span.content for span in spans],
-        1 if layout == "mono" else 2,
-    )
+    spills = None
+    if known is None:
+        watch.start_pass(0.5)
+        with_levels = levels is not None
+        parts, spills = _first_pass(spec, layout, watch, with_levels, parted, spill_paths, run)
+        watch.start_pass(0.5)
+    else:
+        parts = known
+        watch.start_pass(1.0)
+    chapter = joined(spec, parts, rate)
+    if levels is not None:
+        add_levels(levels, parts)
     gain = None
     if spec.loudness_lufs is not None:
-        steps = np.concatenate([m.steps for m in measured])
-        gain = loudness_gain_db(spec.loudness_lufs, gated_loudness(steps, round(rate * 0.1)))
+        loudness = gated_loudness(chapter.steps, round(rate * STEP_S))
+        gain = loudness_gain_db(spec.loudness_lufs, loudness)
         if gain is not None:
-            gain = compensated_gain_db(gain, LevelProfile.joined([m.profile for m in measured]))
-    watch.start_pass(0.5)
+            gain = compensated_gain_db(gain, chapter.profile)
+    spans = chapter.spans
     pieces = plan_pieces(spans, rate, _frame_samples(rate), workers(), _LEAST_PIECE_S)
-    jobs2 = [partial(encode_piece, spec, spans, rate, layout, gain, p, spills) for p in pieces]
-    frames = [f for piece in run(jobs2, watch) for f in piece]
+    jobs = [partial(encode_piece, spec, spans, rate, layout, gain, p, spills) for p in pieces]
+    frames = [f for piece in run(jobs, watch) for f in piece]
     total = sum(s.content + s.pause for s in spans)
     with open(path, "wb") as out:
         write_mp3(out, frames, total, metadata)

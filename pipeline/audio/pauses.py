@@ -87,9 +87,9 @@ class PartLevels:
             meter = self._meters[index] = LevelMeter(self._rate)
         meter.add(block)
 
-    def merge(self, other: PartLevels) -> None:
-        """Take in the chunks ``other`` saw (a group measured in another thread or process)."""
-        self._meters.update(other._meters)
+    def put(self, index: int, meter: LevelMeter) -> None:
+        """Chunk ``index``'s levels, measured on their own (``partmeasure``)."""
+        self._meters[index] = meter
 
     def pauses(self, count: int) -> list[list[Pause]]:
         return [self._meters[i].pauses() if i in self._meters else [] for i in range(count)]

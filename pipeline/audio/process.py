@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -34,7 +34,8 @@ from pipeline.audio.timeline import Timeline
 from pipeline.speech import opus_rate
 
 if TYPE_CHECKING:
-    from pipeline.audio.pauses import PartLevels  # it imports this module
+    from pipeline.audio.partmeasure import PartMeasure  # they import this module
+    from pipeline.audio.pauses import PartLevels
 
 Block = npt.NDArray[np.float32]  # (channels, samples), planar float
 _WORK_FORMAT = "fltp"
@@ -280,17 +281,19 @@ def process_chapter(
     metadata: dict[str, str],
     watch: Watch,
     levels: PartLevels | None = None,
+    measures: Sequence[PartMeasure | None] | None = None,
 ) -> Timeline:
     """Decode, join with pauses, normalise when asked, encode once to ``path``.
 
-    ``levels`` is given the parts' window levels (for the subtitles' pauses).
+    ``levels`` is given the parts' window levels (for the subtitles' pauses). ``measures``
+    (the parts measured as they came in) spare an mp3 chapter its first pass.
     """
     rate = output_rate(fmt, spec.sample_rate)
     layout = probe_layout(spec.parts[0].path, spec.response_format, spec.sample_rate)
     if fmt == "mp3":
         from pipeline.audio.mp3cores import finish_mp3  # it imports this module
 
-        return finish_mp3(spec, path, metadata, layout, watch, levels)
+        return finish_mp3(spec, path, metadata, layout, watch, levels, measures)
     timeline = Timeline(rate)
     gain = None
     if spec.loudness_lufs is not None:

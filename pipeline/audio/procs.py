@@ -180,6 +180,19 @@ def prestart() -> None:
         return
 
 
+def submit_if_ready(fn: Callable[..., T], *args: object) -> Future[T] | None:
+    """``fn(*args)`` on a worker when they are running (None when they are not, or failed):
+    for small jobs sent from the event loop, which must never wait for the workers' start."""
+    with _pool_lock:
+        pool, warm = _pool, _warm
+    if _failed or pool is None or warm is None or not warm.done() or warm.exception():
+        return None
+    try:
+        return pool.submit(fn, *args)
+    except (RuntimeError, OSError, BrokenProcessPool):  # shut down or broken meanwhile
+        return None
+
+
 def wait_for_workers(watch: Watch) -> None:
     """Start the workers if need be and wait until they run (a benchmark times this apart)."""
     _ready_pool(watch)

@@ -15,6 +15,7 @@ from pipeline.audio import ChapterSpec, Part, assemble_chapter, mp3cores
 from pipeline.audio.control import FinishCancelled, Watch
 from pipeline.audio.model import AudioError
 from pipeline.audio.mp3 import read_mp3
+from pipeline.audio.partmeasure import joined as joined_measure
 from pipeline.audio.pieces import Feedback, Span, cut_points, run_on_cores
 
 RATE = 24000
@@ -69,7 +70,7 @@ def test_pieces_join_without_a_gap_or_click(
         [lambda fb: mp3cores.measure_group(spec, range(8), RATE, "mono", False, None, fb)],
         Watch(None, None),
     )[0]
-    spans = measured.spans
+    spans = joined_measure(spec, measured.parts, RATE).spans
     total = sum(s.content + s.pause for s in spans)
     # Every sample of the chapter, no more: the Info frame's delay and padding hold.
     assert len(single) == len(joined) == total

@@ -1,0 +1,153 @@
+"""Answers measured as they arrive, so that a long chapter's finishing starts at its second pass.
+
+Finishing an mp3 chapter with a loudness target reads it twice: a first pass measures
+every part (lengths, loudness, levels), a second limits and encodes. The first pass depends
+on each part alone (``pipeline.audio.partmeasure``), so a run does it for each answer as it
+comes in, in the finishing worker processes, while synthesis, which waits on the network,
+goes on. When the chapter's last answer is in, its measures are collected and finishing
+goes straight to encoding. Any part whose measure is missing or failed makes the chapter
+measure itself in full, with the same result.
+
+Only chapters that will use the worker processes are measured: mp3 chapters that are
+decoded (a loudness target, or another format from the API) and long enough. The event
+loop never waits here: an answer that comes before the workers run is queued, and sent to
+them once they do.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from pipeline.audio.control import FinishCancelled
+from pipeline.audio.model import normalized_output_format
+from pipeline.dubbing.model import is_timed
+
+if TYPE_CHECKING:
+    from pipeline.audio.partmeasure import PartMeasure
+    from pipeline.finishing import ChapterState
+    from pipeline.runner import OutputOptions
+
+# A chapter with this much text to speak is about 4 minutes of audio: its parts come to
+# about the size from which finishing runs in worker processes (procs.PROCESSES_FROM_BYTES,
+# 1 MiB: 4.4 minutes of the API's 32 kbit/s mp3).
+LONG_CHAPTER_BYTES = 4096
+_WAIT_S = 0.1  # how often collecting the measures looks for a stop
+
+
+class ArrivalMeter:
+    """The measures of one run's answers, by (chapter, chunk). Made in the run's event loop;
+    chosen once the cache has been looked up (:meth:`choose`); fed from the event loop
+    (:meth:`add`); started in a thread (:meth:`start`); read from the finishing threads
+    (:meth:`measures`)."""
+
+    def __init__(self) -> None:
+        self._wanted: dict[int, tuple[str, int, bool]] = {}  # chapter -> format, rate, levels
+        self._pending: deque[tuple[int, int, Path]] = deque()
+        self._futures: dict[tuple[int, int], Future[Any]] = {}
+        self._lock = threading.Lock()
+        self._started = False
+        self._first = anyio.Event()  # the run's first answer is in
+        self._starting = False
+        self._ready = threading.Event()  # start() is over, the workers running or not
+
+    def choose(self, states: Sequence[ChapterState], output: OutputOptions) -> bool:
+        """The chapters to measure: still to synthesize, long, and finished on every core.
+        True when there is one (the workers are then to be started)."""
+        for ci, state in enumerate(states):
+            plan = state.plan
+            if state.remaining == 0 or is_timed(plan) or output.clips or not plan.chunks:
+                continue
+            if sum(c.utf8_bytes for c in plan.chunks) < LONG_CHAPTER_BYTES:
+                continue
+            fmt = normalized_output_format(plan.response_format, output.format)
+            decoded = output.loudness_lufs is not None or fmt != plan.response_format
+            if fmt == "mp3" and decoded:
+                self._wanted[ci] = (plan.response_format, plan.sample_rate, bool(output.subtitles))
+                # Parts already in the cache are measured too (a run resumed after a stop).
+                self._pending.extend((ci, k, p) for k, p in enumerate(state.parts) if p)
+        return bool(self._wanted)
+
+    async def start_after_first_answer(self) -> None:
+        """:meth:`start` in a thread once the first answer is in: never on the way to the
+        first request. Abandoned at the end of a short run rather than waited for."""
+        await self._first.wait()
+        await anyio.to_thread.run_sync(self.start, abandon_on_cancel=True)
+
+    def start(self) -> None:
+        """Start the worker processes and wait for them, then send what came meanwhile
+        (blocking: a thread's job)."""
+        from pipeline.audio.control import Watch
+        from pipeline.audio.procs import ProcessesFailed, prestart, wait_for_workers
+
+        self._starting = True
+        try:
+            prestart()
+            wait_for_workers(Watch(None, None))
+        except ProcessesFailed:
+            return  # the chapters measure themselves (and report it)
+        else:
+            self._started = True
+            self._send()
+        finally:
+            self._ready.set()
+
+    def add(self, ci: int, k: int, path: Path) -> None:
+        """Chunk ``k`` of chapter ``ci`` is in at ``path``: have it measured."""
+        self._first.set()
+        if ci in self._wanted:
+            self._pending.append((ci, k, path))
+            if self._started:
+                self._send()
+
+    def _send(self) -> None:
+        from pipeline.audio.partmeasure import measure_part
+        from pipeline.audio.procs import submit_if_ready
+
+        with self._lock:
+            while self._pending:
+                ci, k, path = self._pending[0]
+                fmt, rate, levels = self._wanted[ci]
+                future = submit_if_ready(measure_part, path, fmt, rate, rate, None, levels)
+                if future is None:
+                    return  # the workers are gone: the chapters measure themselves
+                self._pending.popleft()
+                self._futures[(ci, k)] = future
+
+    def measures(
+        self, ci: int, count: int, cancel: threading.Event | None
+    ) -> list[PartMeasure | None] | None:
+        """Chapter ``ci``'s measures, one per chunk (None where there is none), once those
+        already sent are done; None when the chapter was not measured. Blocking."""
+        if ci not in self._wanted:
+            return None
+        # The workers may still be starting (a short chapter comes in whole in less time):
+        # the measures queued meanwhile are worth the wait, the first pass needs them too.
+        while self._starting and not self._ready.wait(_WAIT_S):
+            _check(cancel)
+        if self._started:
+            self._send()
+        with self._lock:
+            futures = [self._futures.pop((ci, k), None) for k in range(count)]
+        sent = [f for f in futures if f is not None]
+        while wait(sent, timeout=_WAIT_S).not_done:
+            _check(cancel)
+        return [_result(f) for f in futures]
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise FinishCancelled("finishing stopped")
+
+
+def _result(future: Future[Any] | None) -> PartMeasure | None:
+    if future is None or future.cancelled() or future.exception() is not None:
+        return None  # a part that cannot be measured here fails in the chapter's own pass
+    result: PartMeasure = future.result()
+    return result
