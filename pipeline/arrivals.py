@@ -17,6 +17,7 @@ them once they do.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, wait
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 # 1 MiB: 4.4 minutes of the API's 32 kbit/s mp3).
 LONG_CHAPTER_BYTES = 4096
 _WAIT_S = 0.1  # how often collecting the measures looks for a stop
+# Measures sent to the workers and not done, at most: the rest wait here. The workers do
+# not take Ctrl-C (the runner decides), and at exit the pool finishes what it was given, so
+# a stop must find only a few short jobs there, not a resumed book's thousand parts.
+_IN_FLIGHT = 4
 
 
 class ArrivalMeter:
@@ -47,12 +52,16 @@ class ArrivalMeter:
     (:meth:`add`); started in a thread (:meth:`start`); read from the finishing threads
     (:meth:`measures`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cancel: threading.Event) -> None:
+        self._cancel = cancel  # the run's stop: nothing more is sent
         self._wanted: dict[int, tuple[str, int, bool]] = {}  # chapter -> format, rate, levels
         self._pending: deque[tuple[int, int, Path]] = deque()
         self._futures: dict[tuple[int, int], Future[Any]] = {}
-        self._lock = threading.Lock()
+        self._in_flight = 0
+        # Re-entrant: a future done at once calls back into _send from inside it.
+        self._lock = threading.RLock()
         self._started = False
+        self._gone = False  # the workers stopped taking jobs: nothing is sent any more
         self._first = anyio.Event()  # the run's first answer is in
         self._starting = False
         self._ready = threading.Event()  # start() is over, the workers running or not
@@ -111,14 +120,23 @@ class ArrivalMeter:
         from pipeline.audio.procs import submit_if_ready
 
         with self._lock:
-            while self._pending:
+            while self._pending and self._in_flight < _IN_FLIGHT and not self._cancel.is_set():
                 ci, k, path = self._pending[0]
                 fmt, rate, levels = self._wanted[ci]
                 future = submit_if_ready(measure_part, path, fmt, rate, rate, None, levels)
-                if future is None:
-                    return  # the workers are gone: the chapters measure themselves
+                if future is None:  # the workers are gone: the chapters measure themselves
+                    self._gone = True
+                    self._pending.clear()
+                    return
                 self._pending.popleft()
                 self._futures[(ci, k)] = future
+                self._in_flight += 1
+                future.add_done_callback(self._done)
+
+    def _done(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        self._send()
 
     def measures(
         self, ci: int, count: int, cancel: threading.Event | None
@@ -131,14 +149,21 @@ class ArrivalMeter:
         # the measures queued meanwhile are worth the wait, the first pass needs them too.
         while self._starting and not self._ready.wait(_WAIT_S):
             _check(cancel)
-        if self._started:
-            self._send()
+        while self._queued(ci):  # sent as others are done
+            _check(cancel)
+            time.sleep(_WAIT_S / 2)
         with self._lock:
             futures = [self._futures.pop((ci, k), None) for k in range(count)]
         sent = [f for f in futures if f is not None]
         while wait(sent, timeout=_WAIT_S).not_done:
             _check(cancel)
         return [_result(f) for f in futures]
+
+    def _queued(self, ci: int) -> bool:
+        with self._lock:
+            if not self._started or self._gone:
+                return False  # never to be sent
+            return any(c == ci for c, _, _ in self._pending)
 
 
 def _check(cancel: threading.Event | None) -> None:

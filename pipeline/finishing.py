@@ -76,13 +76,14 @@ class FinishContext:
     progress: Progress
     cancel: threading.Event
     slots: anyio.CapacityLimiter  # one per core: finishing is CPU-bound
-    meter: ArrivalMeter = field(default_factory=ArrivalMeter)  # answers measured on arrival
+    meter: ArrivalMeter  # answers measured as they arrive
 
 
 def finish_context(output: OutputOptions, out_dir: Path, progress: Progress) -> FinishContext:
     """A run's finishing context: one slot per core, a stop event not yet set."""
     slots = anyio.CapacityLimiter(os.cpu_count() or 1)
-    return FinishContext(output, out_dir, progress, threading.Event(), slots)
+    cancel = threading.Event()
+    return FinishContext(output, out_dir, progress, cancel, slots, ArrivalMeter(cancel))
 
 
 @dataclass(frozen=True)
