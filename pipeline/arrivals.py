@@ -16,6 +16,7 @@ them once they do.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -44,6 +45,7 @@ _WAIT_S = 0.1  # how often collecting the measures looks for a stop
 # not take Ctrl-C (the runner decides), and at exit the pool finishes what it was given, so
 # a stop must find only a few short jobs there, not a resumed book's thousand parts.
 _IN_FLIGHT = 4
+log = logging.getLogger(__name__)
 
 
 class ArrivalMeter:
@@ -62,6 +64,8 @@ class ArrivalMeter:
         self._lock = threading.RLock()
         self._started = False
         self._gone = False  # the workers stopped taking jobs: nothing is sent any more
+        self._closed = False  # the run is over
+        self._collected: set[int] = set()  # chapters whose measures were taken
         self._first = anyio.Event()  # the run's first answer is in
         self._starting = False
         self._ready = threading.Event()  # start() is over, the workers running or not
@@ -85,27 +89,43 @@ class ArrivalMeter:
 
     async def start_after_first_answer(self) -> None:
         """:meth:`start` in a thread once the first answer is in: never on the way to the
-        first request. Abandoned at the end of a short run rather than waited for."""
-        await self._first.wait()
-        await anyio.to_thread.run_sync(self.start, abandon_on_cancel=True)
+        first request. Abandoned at the end of a short run rather than waited for; the
+        run's end (this task cancelled) closes the meter."""
+        try:
+            await self._first.wait()
+            self._starting = True  # from here a chapter waits for the start (see measures)
+            await anyio.to_thread.run_sync(self.start, abandon_on_cancel=True)
+            await anyio.sleep_forever()  # until the run's end cancels this task
+        finally:
+            self.close()
 
     def start(self) -> None:
         """Start the worker processes and wait for them, then send what came meanwhile
-        (blocking: a thread's job)."""
+        (blocking: a thread's job). Measuring is only ever a saving: whatever goes wrong
+        here, the chapters measure themselves (and report a real failure there)."""
         from pipeline.audio.control import Watch
-        from pipeline.audio.procs import ProcessesFailed, prestart, wait_for_workers
+        from pipeline.audio.procs import prestart, wait_for_workers
 
         self._starting = True
         try:
-            prestart()
+            if not prestart():
+                return
             wait_for_workers(Watch(None, None))
-        except ProcessesFailed:
-            return  # the chapters measure themselves (and report it)
+        except Exception:  # ProcessesFailed, OSError (no semaphores): measuring only saves time
+            log.debug("answers are not measured as they arrive", exc_info=True)
+            return
         else:
             self._started = True
             self._send()
         finally:
             self._ready.set()
+
+    def close(self) -> None:
+        """The run is over: nothing more is sent (what is with the workers finishes)."""
+        with self._lock:
+            self._closed = True
+            self._pending.clear()
+        self._ready.set()
 
     def add(self, ci: int, k: int, path: Path) -> None:
         """Chunk ``k`` of chapter ``ci`` is in at ``path``: have it measured."""
@@ -120,8 +140,11 @@ class ArrivalMeter:
         from pipeline.audio.procs import submit_if_ready
 
         with self._lock:
-            while self._pending and self._in_flight < _IN_FLIGHT and not self._cancel.is_set():
+            while self._pending and self._in_flight < _IN_FLIGHT and not self._stopped():
                 ci, k, path = self._pending[0]
+                if ci in self._collected:  # came too late for its chapter: of no use
+                    self._pending.popleft()
+                    continue
                 fmt, rate, levels = self._wanted[ci]
                 future = submit_if_ready(measure_part, path, fmt, rate, rate, None, levels)
                 if future is None:  # the workers are gone: the chapters measure themselves
@@ -132,6 +155,9 @@ class ArrivalMeter:
                 self._futures[(ci, k)] = future
                 self._in_flight += 1
                 future.add_done_callback(self._done)
+
+    def _stopped(self) -> bool:
+        return self._closed or self._cancel.is_set()
 
     def _done(self, future: Future[Any]) -> None:
         with self._lock:
@@ -145,30 +171,39 @@ class ArrivalMeter:
         already sent are done; None when the chapter was not measured. Blocking."""
         if ci not in self._wanted:
             return None
+        self._check(cancel)
         # The workers may still be starting (a short chapter comes in whole in less time):
         # the measures queued meanwhile are worth the wait, the first pass needs them too.
         while self._starting and not self._ready.wait(_WAIT_S):
-            _check(cancel)
+            self._check(cancel)
+        self._first_in_line(ci)
         while self._queued(ci):  # sent as others are done
-            _check(cancel)
+            self._check(cancel)
             time.sleep(_WAIT_S / 2)
         with self._lock:
+            self._collected.add(ci)  # anything of it sent from now on would be wasted
             futures = [self._futures.pop((ci, k), None) for k in range(count)]
         sent = [f for f in futures if f is not None]
         while wait(sent, timeout=_WAIT_S).not_done:
-            _check(cancel)
+            self._check(cancel)
         return [_result(f) for f in futures]
+
+    def _first_in_line(self, ci: int) -> None:
+        """The chapter being finished goes before the others' measures still queued."""
+        with self._lock:
+            own = [item for item in self._pending if item[0] == ci]
+            others = [item for item in self._pending if item[0] != ci]
+            self._pending = deque(own + others)
 
     def _queued(self, ci: int) -> bool:
         with self._lock:
-            if not self._started or self._gone:
+            if not self._started or self._gone or self._stopped():
                 return False  # never to be sent
             return any(c == ci for c, _, _ in self._pending)
 
-
-def _check(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise FinishCancelled("finishing stopped")
+    def _check(self, cancel: threading.Event | None) -> None:
+        if (cancel is not None and cancel.is_set()) or self._cancel.is_set():
+            raise FinishCancelled("finishing stopped")
 
 
 def _result(future: Future[Any] | None) -> PartMeasure | None:

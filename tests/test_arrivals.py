@@ -12,13 +12,14 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from helpers import RATE, make_plan, texts, write_job
+from helpers import RATE, make_plan, run_plan, texts, write_job
 
 import pipeline.arrivals as arrivals
 from pipeline.arrivals import ArrivalMeter
 from pipeline.audio import procs
 from pipeline.audio.control import FinishCancelled
 from pipeline.finishing import ChapterState
+from pipeline.localserver import LocalServer
 from pipeline.runner import OutputOptions
 
 MEASURED = OutputOptions(format="mp3", loudness_lufs=-18.0)
@@ -144,3 +145,61 @@ def test_without_the_workers_the_chapter_measures_itself(
     for k in range(8):
         meter.add(0, k, _tone_mp3(tmp_path / f"c{k}.mp3", 1.0))
     assert meter.measures(0, 8, None) == [None] * 8  # at once: nothing to wait for
+
+
+def _no_semaphores() -> None:
+    raise OSError(38, "Function not implemented")
+
+
+@pytest.mark.anyio
+async def test_a_run_whose_workers_cannot_be_made_still_finishes_its_chapters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_server: LocalServer
+) -> None:
+    procs.stop_workers()
+    monkeypatch.setattr(procs, "_shared_pool", _no_semaphores)  # no /dev/shm, say
+    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 100)
+    job = write_job(tmp_path, {"long": texts(12, "delta")}, fmt="mp3")
+    report = await run_plan(make_plan(job), local_server, tmp_path / "out", output=MEASURED)
+    assert report.status == "ok" and (tmp_path / "out" / "long.mp3").stat().st_size > 0
+
+
+@pytest.mark.parametrize("why", ["failed before", "one core"])
+def test_start_makes_no_worker_where_they_are_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
+    procs.stop_workers()
+    if why == "one core":
+        monkeypatch.setattr(procs, "workers", lambda: 1)
+    else:
+        monkeypatch.setattr(procs, "_failed", True)
+    meter = ArrivalMeter(threading.Event())
+    assert meter.choose(_states(tmp_path, "mp3", {"long": 8}), MEASURED)
+    meter.start()
+    assert procs.worker_pids() == []
+
+
+def test_measures_that_come_after_their_chapter_are_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
+    meter = ArrivalMeter(threading.Event())
+    assert meter.choose(_states(tmp_path, "mp3", {"long": 8}), MEASURED)
+    seen = _counting(monkeypatch)
+    for k in range(8):  # all in before the workers' start had begun
+        meter.add(0, k, _tone_mp3(tmp_path / f"d{k}.mp3", 1.0))
+    assert meter.measures(0, 8, None) == [None] * 8  # the chapter measures itself
+    meter.start()
+    assert seen == [] and meter._futures == {}
+
+
+def test_a_closed_meter_keeps_no_one_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
+    meter = ArrivalMeter(threading.Event())
+    assert meter.choose(_states(tmp_path, "mp3", {"long": 8}), MEASURED)
+    meter._starting = True  # the start was handed to a thread that never ran: the run ended
+    meter.add(0, 0, _tone_mp3(tmp_path / "e0.mp3", 1.0))
+    meter.close()
+    assert meter.measures(0, 8, None) == [None] * 8

@@ -9,10 +9,10 @@ two threads and 2.0 s in two processes, timed by hand.
 The processes are spawned (never forked: the runner has threads; not from a fork server
 either, whose death on a SIGTERM to the process group would look like every worker's),
 started on first use in the background and kept for the rest of the program, shared by the
-chapters being finished. They ignore SIGINT and SIGTERM: a signal to the process group
-reaches them too, and it is the runner that decides to stop, through the stop flag. They
-leave by themselves when the program is gone. Each call gets a small block of shared
-memory: a stop flag, then one slot per job for the seconds of audio it has done.
+chapters being finished. They leave the program's process group, so that Ctrl-C or a
+SIGTERM to the group does not reach them: it is the runner that decides to stop, through the
+stop flag. They leave by themselves when the program is gone. Each call gets a small block
+of shared memory: a stop flag, then one slot per job for the seconds of audio it has done.
 
 As everywhere in ``multiprocessing``, the workers import the program's main module: a
 script that finishes chapters must call the pipeline under ``if __name__ == "__main__":``.
@@ -93,11 +93,16 @@ def _give_up_processes(exc: ProcessesFailed) -> None:
 
 
 def _quiet_worker(program: int) -> None:
-    # Ctrl-C, or a SIGTERM to the whole process group, reaches the workers too: it is the
+    # Ctrl-C, or a SIGTERM to the whole process group, must not reach the workers: it is the
     # runner that decides to stop, and tells them (a worker killed by it would look like a
-    # crash and send the rest of the run to threads).
+    # crash and send the rest of the run to threads). So they leave the program's process
+    # group. They still obey a SIGTERM of their own: when one worker dies, the pool ends the
+    # others with it, and a worker that ignored it would keep the program from ever exiting.
+    try:
+        os.setpgrp()
+    except OSError:  # pragma: no cover - not allowed here: then at least ignore the group's
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # When the program is killed outright, nothing tells the workers: they leave by themselves
     # rather than wait forever for work.
     threading.Thread(target=_leave_with, args=(program,), daemon=True).start()
@@ -164,8 +169,9 @@ def _warming(pool: ProcessPoolExecutor) -> Future[None]:
     return warm
 
 
-def prestart() -> None:
-    """Begin starting the workers now, in the background, and return at once.
+def prestart() -> bool:
+    """Begin starting the workers now, in the background, and return at once; False when
+    they are not to be used (one core, or they failed) or cannot be made.
 
     For a run that is going to finish a long chapter: their start (about 0.4 s of two
     processes importing PyAV and NumPy) then overlaps synthesis, which waits on the network,
@@ -173,11 +179,12 @@ def prestart() -> None:
     and report (it then falls back to threads).
     """
     if _failed or workers() < 2:
-        return
+        return False
     try:
         _warming(_shared_pool())
-    except (OSError, RuntimeError):
-        return
+    except (OSError, RuntimeError):  # no semaphores (no /dev/shm), say
+        return False
+    return True
 
 
 def submit_if_ready(fn: Callable[..., T], *args: object) -> Future[T] | None:

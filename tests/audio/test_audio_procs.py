@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -180,3 +182,31 @@ def test_prestart_does_nothing_once_the_processes_failed(monkeypatch: pytest.Mon
     monkeypatch.setattr(procs, "_failed", True)
     procs.prestart()
     assert procs._pool is None and procs.worker_pids() == []
+
+
+_IDLE_DEATH = """
+import os, signal, time
+from pipeline.audio import procs
+from pipeline.audio.control import Watch
+
+if __name__ == "__main__":
+    procs.wait_for_workers(Watch(None, None))
+    time.sleep(0.3)
+    os.kill(procs.worker_pids()[0], signal.SIGKILL)  # the OOM killer, say
+    time.sleep(1.0)
+    print("leaving", flush=True)
+"""
+
+
+def test_a_worker_killed_while_idle_does_not_keep_the_program_from_exiting(
+    tmp_path: Path,
+) -> None:
+    # The pool ends the other workers with SIGTERM, and waits for them: they must obey it.
+    script = tmp_path / "idle_death.py"
+    script.write_text(_IDLE_DEATH, encoding="utf-8")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=root, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert done.returncode == 0 and "leaving" in done.stdout, done.stderr
