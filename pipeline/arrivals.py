@@ -131,7 +131,8 @@ class ArrivalMeter:
         """Chunk ``k`` of chapter ``ci`` is in at ``path``: have it measured."""
         self._first.set()
         if ci in self._wanted:
-            self._pending.append((ci, k, path))
+            with self._lock:  # _first_in_line replaces the queue
+                self._pending.append((ci, k, path))
             if self._started:
                 self._send()
 
