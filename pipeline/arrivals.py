@@ -63,7 +63,6 @@ class ArrivalMeter:
         # Re-entrant: a future done at once calls back into _send from inside it.
         self._lock = threading.RLock()
         self._started = False
-        self._gone = False  # the workers stopped taking jobs: nothing is sent any more
         self._closed = False  # the run is over
         self._collected: set[int] = set()  # chapters whose measures were taken
         self._first = anyio.Event()  # the run's first answer is in
@@ -149,7 +148,6 @@ class ArrivalMeter:
                 fmt, rate, levels = self._wanted[ci]
                 future = submit_if_ready(measure_part, path, fmt, rate, rate, None, levels)
                 if future is None:  # the workers are gone: the chapters measure themselves
-                    self._gone = True
                     self._pending.clear()
                     return
                 self._pending.popleft()
@@ -198,7 +196,7 @@ class ArrivalMeter:
 
     def _queued(self, ci: int) -> bool:
         with self._lock:
-            if not self._started or self._gone or self._stopped():
+            if not self._started or self._stopped():
                 return False  # never to be sent
             return any(c == ci for c, _, _ in self._pending)
 

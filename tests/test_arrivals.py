@@ -34,6 +34,19 @@ def _states(directory: Path, fmt: str, chapters: dict[str, int]) -> list[Chapter
     ]
 
 
+def _meter(
+    directory: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunks: int = 8,
+    stop: threading.Event | None = None,
+) -> ArrivalMeter:
+    """A meter that has chosen one long mp3 chapter of ``chunks`` lines, measured to -18 LUFS."""
+    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
+    meter = ArrivalMeter(stop or threading.Event())
+    assert meter.choose(_states(directory, "mp3", {"long": chunks}), MEASURED)
+    return meter
+
+
 @pytest.mark.parametrize(
     ("fmt", "output", "wanted"),
     [
@@ -96,10 +109,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_a_few_measures_at_a_time_and_a_chapter_gets_all_of_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
-    states = _states(tmp_path, "mp3", {"long": 16})
-    meter = ArrivalMeter(threading.Event())
-    assert meter.choose(states, MEASURED)
+    meter = _meter(tmp_path, monkeypatch, 16)
     seen = _counting(monkeypatch)
     paths = [_tone_mp3(tmp_path / f"a{k}.mp3", 1.0 + k / 10) for k in range(16)]
     meter.add(0, 0, paths[0])  # before the workers run: queued
@@ -118,11 +128,8 @@ def test_a_few_measures_at_a_time_and_a_chapter_gets_all_of_its_own(
 def test_after_a_stop_nothing_more_is_sent_and_collecting_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
-    states = _states(tmp_path, "mp3", {"long": 8})
     stop = threading.Event()
-    meter = ArrivalMeter(stop)
-    assert meter.choose(states, MEASURED)
+    meter = _meter(tmp_path, monkeypatch, stop=stop)
     seen = _counting(monkeypatch)
     meter.start()
     stop.set()
@@ -136,11 +143,8 @@ def test_after_a_stop_nothing_more_is_sent_and_collecting_stops(
 def test_without_the_workers_the_chapter_measures_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
     monkeypatch.setattr(procs, "_failed", True)  # the processes failed earlier in the run
-    states = _states(tmp_path, "mp3", {"long": 8})
-    meter = ArrivalMeter(threading.Event())
-    assert meter.choose(states, MEASURED)
+    meter = _meter(tmp_path, monkeypatch)
     meter.start()
     for k in range(8):
         meter.add(0, k, _tone_mp3(tmp_path / f"c{k}.mp3", 1.0))
@@ -167,24 +171,19 @@ async def test_a_run_whose_workers_cannot_be_made_still_finishes_its_chapters(
 def test_start_makes_no_worker_where_they_are_not_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str
 ) -> None:
-    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
     procs.stop_workers()
     if why == "one core":
         monkeypatch.setattr(procs, "workers", lambda: 1)
     else:
         monkeypatch.setattr(procs, "_failed", True)
-    meter = ArrivalMeter(threading.Event())
-    assert meter.choose(_states(tmp_path, "mp3", {"long": 8}), MEASURED)
-    meter.start()
+    _meter(tmp_path, monkeypatch).start()
     assert procs.worker_pids() == []
 
 
 def test_measures_that_come_after_their_chapter_are_not_sent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
-    meter = ArrivalMeter(threading.Event())
-    assert meter.choose(_states(tmp_path, "mp3", {"long": 8}), MEASURED)
+    meter = _meter(tmp_path, monkeypatch)
     seen = _counting(monkeypatch)
     for k in range(8):  # all in before the workers' start had begun
         meter.add(0, k, _tone_mp3(tmp_path / f"d{k}.mp3", 1.0))
@@ -196,9 +195,7 @@ def test_measures_that_come_after_their_chapter_are_not_sent(
 def test_a_closed_meter_keeps_no_one_waiting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(arrivals, "LONG_CHAPTER_BYTES", 200)
-    meter = ArrivalMeter(threading.Event())
-    assert meter.choose(_states(tmp_path, "mp3", {"long": 8}), MEASURED)
+    meter = _meter(tmp_path, monkeypatch)
     meter._starting = True  # the start was handed to a thread that never ran: the run ended
     meter.add(0, 0, _tone_mp3(tmp_path / "e0.mp3", 1.0))
     meter.close()

@@ -6,9 +6,9 @@ together. Here each piece of a chapter goes through the K-weighting (FFmpeg ``bi
 filters, the same two stages BS.1770 defines) and keeps only its energy per 100 ms step;
 :func:`gated_loudness` gates the steps of all pieces at the end, as BS.1770 does.
 
-A piece starts with the filters at rest, as if silence came before it: a chapter is split
-where a part begins, mostly after a pause, and at worst one 400 ms block of thousands reads a
-little differently.
+Each part of a chapter is such a piece (``partmeasure``): it starts with the filters at
+rest, as if silence came before it, mostly after a pause, and the blocks that straddle two
+parts read a little differently.
 """
 
 from __future__ import annotations
@@ -66,14 +66,14 @@ class StepEnergy(GraphFeed):
             self._steps.append(joined[:whole].reshape(-1, self.step).sum(axis=1))
             self._rest = joined[whole:]
 
-    def steps(self, *, with_rest: bool = False) -> Steps:
-        """Every whole step's energy so far, the filters' tail included; ``with_rest``: the
-        samples after the last whole step too, as one short step (a part's end)."""
+    def steps(self) -> Steps:
+        """Every step's energy, the filters' tail included; the samples after the last whole
+        step make one short step (the end of a part)."""
         with av_errors("measuring loudness"):
             self._graph.push(None)
             self._drain()
         found = list(self._steps)
-        if with_rest and len(self._rest):
+        if len(self._rest):
             found.append(np.array([self._rest.sum()]))
         return np.concatenate(found) if found else np.zeros(0)
 

@@ -61,7 +61,7 @@ class PartMeter:
         self.content += block.shape[1]
 
     def result(self) -> PartMeasure:
-        steps = self._energy.steps(with_rest=True)
+        steps = self._energy.steps()
         return PartMeasure(
             self._path, self._rate, self._layout, self.content, steps, self._profile, self._levels
         )
